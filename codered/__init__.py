@@ -1,0 +1,1 @@
+"""codered: the application that wires inbox, policies, drafting and mailer together."""

@@ -1,0 +1,120 @@
+"""The audit trail: append-only, each entry chained to the previous one by SHA-256.
+
+Why a chain: a manager must be able to prove that nothing was changed after the
+fact. Each entry's hash covers its own content and the previous entry's hash,
+so editing or deleting any entry breaks every link after it, and
+:func:`verify` names the first broken one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codered.db.models import AuditEntry, utcnow
+
+__all__ = ["GENESIS", "VerifyResult", "append", "entry_hash", "verify"]
+
+GENESIS = "0" * 64
+
+
+def _canonical(payload: dict[str, Any]) -> bytes:
+    return json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    ).encode("utf-8")
+
+
+def entry_hash(
+    prev_hash: str,
+    at: datetime,
+    actor: str,
+    kind: str,
+    incident_id: int | None,
+    data: dict[str, Any],
+) -> str:
+    payload = {
+        "prev": prev_hash,
+        "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "kind": kind,
+        "incident_id": incident_id,
+        "data": data,
+    }
+    return hashlib.sha256(_canonical(payload)).hexdigest()
+
+
+async def append(
+    session: AsyncSession,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    actor: str = "codered",
+    incident_id: int | None = None,
+) -> AuditEntry:
+    """Add one entry inside the caller's transaction, so it commits with the change it records."""
+    if session.bind.dialect.name == "postgresql":
+        # Serialise appenders across processes so the chain stays a line, not a tree.
+        await session.execute(text("SELECT pg_advisory_xact_lock(7243101)"))
+    prev = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+    prev_hash = prev or GENESIS
+    # Round-trip through JSON now so the hash covers exactly what the column will return.
+    clean = json.loads(_canonical(data))
+    at = utcnow()
+    entry = AuditEntry(
+        at=at,
+        actor=actor,
+        kind=kind,
+        incident_id=incident_id,
+        data=clean,
+        prev_hash=prev_hash,
+        hash=entry_hash(prev_hash, at, actor, kind, incident_id, clean),
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    entries: int
+    first_broken_id: int | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_id is None
+
+
+async def verify(session: AsyncSession, batch: int = 1000) -> VerifyResult:
+    """Walk the chain in id order; report the first entry whose link or content does not match."""
+    prev_hash = GENESIS
+    count = 0
+    last_id = 0
+    while True:
+        rows = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.id > last_id)
+                .order_by(AuditEntry.id)
+                .limit(batch)
+            )
+        ).all()
+        if not rows:
+            return VerifyResult(count, None, None)
+        for entry in rows:
+            count += 1
+            last_id = entry.id
+            if entry.prev_hash != prev_hash:
+                return VerifyResult(count, entry.id, "previous-hash link does not match")
+            expected = entry_hash(
+                prev_hash, entry.at, entry.actor, entry.kind, entry.incident_id, entry.data
+            )
+            if expected != entry.hash:
+                return VerifyResult(count, entry.id, "content does not match its hash")
+            prev_hash = entry.hash

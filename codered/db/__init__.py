@@ -1,0 +1,1 @@
+"""Storage: the schema, the engine, and Alembic migrations."""

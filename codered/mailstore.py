@@ -1,0 +1,234 @@
+"""The watcher's storage, implemented on the database.
+
+Watchers run in threads (imapclient blocks); the database lives on the
+service's event loop. Each call here runs a coroutine on that loop and blocks
+the watcher thread until it has committed, which is exactly the guarantee the
+cursor needs: nothing is advanced that is not durably stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import select, update
+
+from codered import audit
+from codered.db.engine import Database
+from codered.db.models import DeadLetter, InboundMessage, MailboxState, utcnow
+from inbox.ports import Cursor, FetchedMessage, MailboxStore, WatcherStatus
+
+__all__ = ["DatabaseMailboxStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class DatabaseMailboxStore(MailboxStore):
+    """Thread-safe bridge from watcher threads to the database on ``loop``."""
+
+    def __init__(
+        self,
+        db: Database,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        on_status: Callable[[WatcherStatus], None] | None = None,
+        timeout_seconds: float = 120.0,
+    ) -> None:
+        self.db = db
+        self.loop = loop
+        self.timeout = timeout_seconds
+        self.on_status = on_status
+        self.statuses: dict[str, WatcherStatus] = {}
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+
+    # --- cursor -----------------------------------------------------------------------------
+
+    def load_cursor(self, mailbox: str) -> Cursor | None:
+        return self._run(self._load_cursor(mailbox))
+
+    async def _load_cursor(self, mailbox: str) -> Cursor | None:
+        async with self.db.read() as session:
+            state = await session.get(MailboxState, mailbox)
+            return None if state is None else Cursor(state.uidvalidity, state.last_uid)
+
+    def save_baseline(self, mailbox: str, cursor: Cursor) -> None:
+        self._run(self._save_baseline(mailbox, cursor))
+
+    async def _save_baseline(self, mailbox: str, cursor: Cursor) -> None:
+        async with self.db.write() as session:
+            state = await session.get(MailboxState, mailbox)
+            if state is not None:
+                return
+            now = utcnow()
+            session.add(
+                MailboxState(
+                    mailbox=mailbox,
+                    uidvalidity=cursor.uidvalidity,
+                    last_uid=cursor.last_uid,
+                    baseline_uid=cursor.last_uid,
+                    baselined_at=now,
+                    state="connected",
+                    state_at=now,
+                    last_sync_at=now,
+                )
+            )
+            await audit.append(
+                session,
+                "mailbox.baselined",
+                {
+                    "mailbox": mailbox,
+                    "uidvalidity": cursor.uidvalidity,
+                    "last_uid": cursor.last_uid,
+                    "note": "existing mail is history and is not acknowledged",
+                },
+            )
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def store_batch(
+        self, mailbox: str, uidvalidity: int, messages: Sequence[FetchedMessage]
+    ) -> None:
+        if messages:
+            self._run(self._store_batch(mailbox, uidvalidity, messages))
+
+    async def _store_batch(
+        self, mailbox: str, uidvalidity: int, messages: Sequence[FetchedMessage]
+    ) -> None:
+        async with self.db.write() as session:
+            existing = set(
+                (
+                    await session.scalars(
+                        select(InboundMessage.uid).where(
+                            InboundMessage.mailbox == mailbox,
+                            InboundMessage.uidvalidity == uidvalidity,
+                            InboundMessage.uid.in_([m.uid for m in messages]),
+                        )
+                    )
+                ).all()
+            )
+            for message in messages:
+                if message.uid in existing:
+                    continue
+                row = InboundMessage(
+                    mailbox=mailbox,
+                    uidvalidity=uidvalidity,
+                    uid=message.uid,
+                    size=message.size,
+                    raw=message.raw,
+                    status="pending",
+                )
+                session.add(row)
+                if message.oversized or message.raw is None:
+                    await self._oversized(session, row, message)
+            state = await session.get(MailboxState, mailbox)
+            highest = max(m.uid for m in messages)
+            if state is None:
+                raise RuntimeError(f"mailbox {mailbox} has no cursor; it must be baselined first")
+            if state.uidvalidity == uidvalidity and highest > state.last_uid:
+                state.last_uid = highest
+            state.last_sync_at = utcnow()
+
+    async def _oversized(self, session: Any, row: InboundMessage, message: FetchedMessage) -> None:
+        reason = f"message is {message.size:,} bytes, over the size cap; not fetched"
+        row.status = "dead"
+        row.reason = reason
+        row.processed_at = utcnow()
+        await session.flush()
+        session.add(DeadLetter(mailbox=row.mailbox, inbound_id=row.id, reason=reason))
+        await audit.append(
+            session,
+            "dead_letter",
+            {"inbound_id": row.id, "mailbox": row.mailbox, "uid": row.uid, "reason": reason},
+        )
+
+    def known_message_ids(self, mailbox: str, message_ids: Iterable[str]) -> set[str]:
+        return self._run(self._known(mailbox, list(message_ids)))
+
+    async def _known(self, mailbox: str, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        async with self.db.read() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = await session.scalars(
+                    select(InboundMessage.message_id).where(
+                        InboundMessage.mailbox == mailbox, InboundMessage.message_id.in_(chunk)
+                    )
+                )
+                found.update(r for r in rows if r)
+        return found
+
+    def relink(self, mailbox: str, uidvalidity: int, uid_by_message_id: dict[str, int]) -> None:
+        self._run(self._relink(mailbox, uidvalidity, uid_by_message_id))
+
+    async def _relink(self, mailbox: str, uidvalidity: int, mapping: dict[str, int]) -> None:
+        async with self.db.write() as session:
+            for message_id, uid in mapping.items():
+                await session.execute(
+                    update(InboundMessage)
+                    .where(
+                        InboundMessage.mailbox == mailbox, InboundMessage.message_id == message_id
+                    )
+                    .values(uidvalidity=uidvalidity, uid=uid)
+                )
+
+    def uidvalidity_changed(
+        self, mailbox: str, old: Cursor, new_uidvalidity: int, relinked: int
+    ) -> None:
+        self._run(self._uidvalidity_changed(mailbox, old, new_uidvalidity, relinked))
+
+    async def _uidvalidity_changed(
+        self, mailbox: str, old: Cursor, new_uidvalidity: int, relinked: int
+    ) -> None:
+        warning = (
+            f"UIDVALIDITY changed from {old.uidvalidity} to {new_uidvalidity}: the server "
+            f"renumbered the folder; {relinked} known messages were re-linked by Message-ID"
+        )
+        async with self.db.write() as session:
+            state = await session.get(MailboxState, mailbox)
+            if state is None:
+                return
+            state.uidvalidity = new_uidvalidity
+            state.last_uid = 0
+            state.warning = warning
+            await audit.append(
+                session,
+                "mailbox.uidvalidity_changed",
+                {
+                    "mailbox": mailbox,
+                    "old": old.uidvalidity,
+                    "new": new_uidvalidity,
+                    "relinked": relinked,
+                },
+            )
+        log.warning("%s: %s", mailbox, warning)
+
+    # --- health -----------------------------------------------------------------------------
+
+    def report(self, status: WatcherStatus) -> None:
+        self.statuses[status.mailbox] = status
+        if self.on_status is not None:
+            try:
+                self.on_status(status)
+            except Exception:
+                log.exception("status observer failed")
+        try:
+            self._run(self._report(status))
+        except Exception as exc:  # health reporting must never take the watcher down
+            log.warning("could not record status of %s: %s", status.mailbox, exc)
+
+    async def _report(self, status: WatcherStatus) -> None:
+        async with self.db.write() as session:
+            state = await session.get(MailboxState, status.mailbox)
+            if state is None:
+                return
+            state.state = status.state.value
+            state.state_at = status.at
+            if status.last_sync_at is not None:
+                state.last_sync_at = status.last_sync_at
+            if status.last_error is not None:
+                state.last_error = status.last_error

@@ -1,0 +1,239 @@
+"""Delivering the outbox: claim due rows, send the stored bytes, record the server's answer.
+
+A row is claimed with a lease (``status='sending'``, ``lease_until``); a worker
+that dies leaves a lease that expires, so no row is ever stranded. On
+PostgreSQL the claim uses ``FOR UPDATE SKIP LOCKED`` so several processes
+never take the same row. The only window in which a message can be sent twice
+is between the server's ``250`` and our commit of ``sent``; it is kept to one
+UPDATE and documented in the README.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+
+from codered import audit
+from codered.db.engine import Database
+from codered.db.models import OutboxMessage, utcnow
+from mailer.deliver import DeliveryError, SmtpServer, deliver
+
+__all__ = ["OutboxWorker", "SendResult", "retry_failed", "worker_identity"]
+
+log = logging.getLogger(__name__)
+
+
+def worker_identity() -> str:
+    """``host:pid:random``: unique per process, and tells us whether a lease holder may be alive."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _holder_is_dead(owner: str | None) -> bool:
+    """A lease held by a process on this host that no longer exists can be taken at once."""
+    if not owner:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outbox_id: int
+    status: str
+    detail: str
+
+
+class OutboxWorker:
+    """Sends due outbox rows; one per process is enough, several are safe on PostgreSQL."""
+
+    def __init__(
+        self,
+        db: Database,
+        server: SmtpServer,
+        *,
+        max_attempts: int = 5,
+        lease_seconds: float = 120.0,
+        retry_base_seconds: float = 30.0,
+        identity: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.server = server
+        self.max_attempts = max_attempts
+        self.lease = timedelta(seconds=lease_seconds)
+        self.retry_base = retry_base_seconds
+        self.identity = identity or worker_identity()
+        self.clock = clock
+
+    async def send_due(self, limit: int = 20) -> list[SendResult]:
+        """Claim and send what is due now; returns what happened to each row."""
+        claimed = await self._claim(limit)
+        results = []
+        for outbox_id in claimed:
+            results.append(await self._send(outbox_id))
+        return results
+
+    async def next_due_in(self) -> float | None:
+        """Seconds until the next pending row is due (None when nothing waits)."""
+        async with self.db.read() as session:
+            due = await session.scalar(
+                select(OutboxMessage.next_attempt_at)
+                .where(OutboxMessage.status == "pending")
+                .order_by(OutboxMessage.next_attempt_at)
+                .limit(1)
+            )
+        if due is None:
+            return None
+        return max(0.0, (due - self.clock()).total_seconds())
+
+    async def _claim(self, limit: int) -> list[int]:
+        now = self.clock()
+        async with self.db.write() as session:
+            query = (
+                select(OutboxMessage)
+                .where(
+                    or_(
+                        (OutboxMessage.status == "pending")
+                        & (OutboxMessage.next_attempt_at <= now),
+                        OutboxMessage.status == "sending",
+                    )
+                )
+                .order_by(OutboxMessage.id)
+                .limit(limit * 4)
+            )
+            if not self.db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.scalars(query)).all()
+            claimed: list[int] = []
+            for row in rows:
+                if row.status == "sending":
+                    expired = row.lease_until is None or row.lease_until <= now
+                    if not expired and not _holder_is_dead(row.lease_owner):
+                        continue
+                    log.warning(
+                        "outbox %s: reclaiming from %s (lease expired or holder gone); it may "
+                        "have been sent already, it will be re-sent with the same Message-ID",
+                        row.id,
+                        row.lease_owner,
+                    )
+                row.status = "sending"
+                row.lease_owner = self.identity
+                row.lease_until = now + self.lease
+                row.attempts += 1
+                claimed.append(row.id)
+                if len(claimed) >= limit:
+                    break
+        return claimed
+
+    async def _send(self, outbox_id: int) -> SendResult:
+        async with self.db.read() as session:
+            row = await session.get(OutboxMessage, outbox_id)
+            assert row is not None
+            envelope_from, recipients, raw = row.envelope_from, list(row.recipients), row.raw
+        try:
+            result = await deliver(self.server, envelope_from, recipients, raw)
+        except DeliveryError as exc:
+            return await self._failed(outbox_id, exc)
+        except Exception as exc:  # an unexpected bug must not strand the row
+            log.exception("outbox %s: unexpected error while sending", outbox_id)
+            return await self._failed(outbox_id, DeliveryError(f"{exc!r}", permanent=False))
+        return await self._sent(outbox_id, result.reply)
+
+    async def _sent(self, outbox_id: int, reply: str) -> SendResult:
+        async with self.db.write() as session:
+            row = await session.get(OutboxMessage, outbox_id)
+            assert row is not None
+            row.status = "sent"
+            row.sent_at = self.clock()
+            row.smtp_reply = reply[:1000]
+            row.lease_until = None
+            row.last_error = None
+            await audit.append(
+                session,
+                "mail.sent",
+                {
+                    "outbox_id": row.id,
+                    "kind": row.kind,
+                    "message_id": row.message_id,
+                    "to": row.recipients,
+                    "smtp_reply": row.smtp_reply,
+                    "attempts": row.attempts,
+                },
+                incident_id=row.incident_id,
+            )
+        return SendResult(outbox_id, "sent", reply)
+
+    async def _failed(self, outbox_id: int, error: DeliveryError) -> SendResult:
+        async with self.db.write() as session:
+            row = await session.get(OutboxMessage, outbox_id)
+            assert row is not None
+            row.last_error = error.reply[:1000]
+            row.lease_until = None
+            if error.permanent or row.attempts >= self.max_attempts:
+                row.status = "failed"
+                kind = "mail.failed"
+            else:
+                row.status = "pending"
+                delay = self.retry_base * (2 ** (row.attempts - 1)) * random.uniform(0.8, 1.2)
+                row.next_attempt_at = self.clock() + timedelta(seconds=min(delay, 3600))
+                kind = "mail.deferred"
+            await audit.append(
+                session,
+                kind,
+                {
+                    "outbox_id": row.id,
+                    "message_id": row.message_id,
+                    "error": row.last_error,
+                    "attempts": row.attempts,
+                    "permanent": error.permanent,
+                },
+                incident_id=row.incident_id,
+            )
+            status = row.status
+        log.warning("outbox %s: %s (%s)", outbox_id, status, error.reply)
+        return SendResult(outbox_id, status, error.reply)
+
+
+async def retry_failed(worker: OutboxWorker, outbox_id: int) -> SendResult:
+    """Operator's re-send of one row (``codered outbox retry ID``): same bytes, same Message-ID."""
+    async with worker.db.write() as session:
+        row = await session.get(OutboxMessage, outbox_id)
+        if row is None:
+            raise LookupError(f"no outbox message with id {outbox_id}")
+        if row.status == "sent":
+            raise ValueError(f"outbox message {outbox_id} was already sent at {row.sent_at}")
+        if row.status == "sending" and not _holder_is_dead(row.lease_owner):
+            raise ValueError(f"outbox message {outbox_id} is being sent right now")
+        previous = row.status
+        row.status = "sending"
+        row.lease_owner = worker.identity
+        row.lease_until = worker.clock() + worker.lease
+        row.attempts += 1
+        await audit.append(
+            session,
+            "mail.retry_requested",
+            {"outbox_id": row.id, "message_id": row.message_id, "previous_status": previous},
+            actor="operator",
+            incident_id=row.incident_id,
+        )
+    return await worker._send(outbox_id)

@@ -1,0 +1,409 @@
+"""One stored message, top to bottom: parse → decide → record (incident, outbox, audit).
+
+Read this function by function to follow an email from IMAP to SMTP. The raw
+bytes are already committed by the watcher; everything here is re-runnable: a
+message stays ``pending`` until the transaction that records its decision
+commits, so a crash anywhere before that simply processes it again, and the
+acknowledgement's Message-ID is derived from the incident, never random.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codered import audit
+from codered.db.engine import Database
+from codered.db.models import DeadLetter, InboundMessage, Incident, OutboxMessage, utcnow
+from codered.settings import Settings
+from codered.threads import find_thread_incident
+from inbox.language import detect_language
+from inbox.message import EmailAddress, InboundEmail, ParseError
+from inbox.parse import parse_email
+from mailer.compose import AcknowledgementFacts, ComposedMessage, compose_acknowledgement
+from policies.detect import classify_offline
+from policies.model import Action, Category, Classification, Decision, Facts, RuleHit, Severity
+from policies.table import decide
+from policies.timeline import reply_by
+
+__all__ = ["Classifier", "Outcome", "Pipeline"]
+
+log = logging.getLogger(__name__)
+
+# Rules after which a model's opinion could change the outcome; guards decide without one.
+_MODEL_MATTERS = frozenset({"not_a_complaint", "sender_rate_limit", "complaint"})
+
+
+class Classifier(Protocol):
+    """A language-model classifier; the offline scorer is always the fallback."""
+
+    name: str
+
+    async def classify(self, subject: str, text: str) -> Classification: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    inbound_id: int
+    action: str
+    rule: str
+    reason: str
+    incident_reference: str | None = None
+
+
+class Pipeline:
+    """Turns pending inbound rows into decisions; safe to call concurrently with the watcher."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        classifier: Classifier | None = None,
+        on_outbox: Callable[[], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.classifier = classifier
+        self.on_outbox = on_outbox or (lambda: None)
+        self.clock = clock
+        self.calendar = settings.company.calendar()
+        self.targets = settings.timeline.targets()
+
+    async def process_pending(self, limit: int = 200) -> list[Outcome]:
+        """Process up to ``limit`` pending messages in arrival order."""
+        async with self.db.read() as session:
+            ids = (
+                await session.scalars(
+                    select(InboundMessage.id)
+                    .where(InboundMessage.status == "pending")
+                    .order_by(InboundMessage.id)
+                    .limit(limit)
+                )
+            ).all()
+        outcomes = []
+        for inbound_id in ids:
+            outcome = await self.process(inbound_id)
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+    async def process(self, inbound_id: int) -> Outcome | None:
+        """Decide one message. Returns None when it was already processed elsewhere."""
+        async with self.db.read() as session:
+            row = await session.get(InboundMessage, inbound_id)
+            if row is None or row.status != "pending" or row.raw is None:
+                return None
+            raw = row.raw
+        try:
+            email = await asyncio.to_thread(parse_email, raw)
+        except ParseError as exc:
+            return await self._dead_letter(inbound_id, f"cannot parse: {exc.reason}")
+        classification = classify_offline(email.subject, email.new_text)
+        decision = await self._decide(email, classification)
+        if self.classifier is not None and decision.deciding_rule in _MODEL_MATTERS:
+            classification = await self._model_classification(email, classification)
+            decision = await self._decide(email, classification)
+        try:
+            return await self._record(inbound_id, email, decision)
+        except Exception as exc:
+            log.exception("recording the decision for inbound message %s failed", inbound_id)
+            return await self._dead_letter(inbound_id, f"cannot record decision: {exc!r}")
+
+    async def _model_classification(
+        self, email: InboundEmail, fallback: Classification
+    ) -> Classification:
+        assert self.classifier is not None
+        timeout = self.settings.llm.timeout_seconds
+        try:
+            return await asyncio.wait_for(
+                self.classifier.classify(email.subject, email.new_text), timeout
+            )
+        except Exception as exc:  # any model failure falls back; acknowledgements never wait
+            log.warning("model classification failed, using the offline scorer: %s", exc)
+            signals = (*fallback.signals, f"model {self.classifier.name} failed: {exc!s:.200}")
+            return Classification(
+                fallback.is_complaint,
+                fallback.category,
+                fallback.severity,
+                fallback.confidence,
+                signals,
+                "offline (model fallback)",
+            )
+
+    async def _decide(self, email: InboundEmail, classification: Classification) -> Decision:
+        async with self.db.read() as session:
+            facts = await self._facts(session, email)
+        return decide(email, facts, classification)
+
+    async def _facts(self, session: AsyncSession, email: InboundEmail) -> Facts:
+        incident = await find_thread_incident(session, email)
+        acks = 0
+        if email.reply_address is not None:
+            since = self.clock() - timedelta(hours=24)
+            acks = (
+                await session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .join(Incident, Incident.id == OutboxMessage.incident_id)
+                    .where(
+                        OutboxMessage.kind == "acknowledgement",
+                        Incident.customer_email == email.reply_address.email,
+                        OutboxMessage.created_at >= since,
+                    )
+                )
+                or 0
+            )
+        return Facts(
+            own_addresses=self.settings.own_addresses,
+            acknowledgements_to_sender_24h=acks,
+            sender_limit_24h=self.settings.limits.acknowledgements_per_sender_24h,
+            existing_incident=incident.reference if incident else None,
+        )
+
+    async def _record(
+        self, inbound_id: int, email: InboundEmail, decision: Decision
+    ) -> Outcome | None:
+        """Everything the decision implies, in one transaction with the status change."""
+        async with self.db.write() as session:
+            row = await session.get(InboundMessage, inbound_id, with_for_update=True)
+            if row is None or row.status != "pending":
+                return None
+            row.message_id = email.message_id
+            row.sender = email.sender.email if email.sender else None
+            row.subject = email.subject[:2000]
+            duplicate = await self._duplicate_of(session, row)
+            if duplicate is not None:
+                decision = Decision(Action.IGNORE, (_duplicate_hit(duplicate),), None)
+            # Facts may have changed since deciding (a concurrent message in the same
+            # thread); re-read them under the write transaction so one thread gets one ack.
+            elif decision.action in (Action.ACKNOWLEDGE, Action.HOLD):
+                facts = await self._facts(session, email)
+                decision = decide(email, facts, decision.classification)
+            incident = await self._apply(session, row, email, decision)
+            row.status = "processed"
+            row.processed_at = self.clock()
+            row.action = decision.action.value
+            row.deciding_rule = decision.deciding_rule
+            row.reason = decision.reason
+            row.decision = _decision_record(decision)
+            row.incident_id = incident.id if incident else None
+            await audit.append(
+                session,
+                "decision",
+                {
+                    "inbound_id": row.id,
+                    "mailbox": row.mailbox,
+                    "uid": row.uid,
+                    "message_id": row.message_id,
+                    "from": row.sender,
+                    "subject": row.subject,
+                    **_decision_record(decision),
+                },
+                incident_id=row.incident_id,
+            )
+        if decision.action is Action.ACKNOWLEDGE:
+            self.on_outbox()
+        return Outcome(
+            inbound_id,
+            decision.action.value,
+            decision.deciding_rule,
+            decision.reason,
+            incident.reference if incident else None,
+        )
+
+    async def _duplicate_of(self, session: AsyncSession, row: InboundMessage) -> int | None:
+        if not row.message_id:
+            return None
+        return await session.scalar(
+            select(InboundMessage.id)
+            .where(
+                InboundMessage.message_id == row.message_id,
+                InboundMessage.id != row.id,
+                InboundMessage.status == "processed",
+            )
+            .limit(1)
+        )
+
+    async def _apply(
+        self, session: AsyncSession, row: InboundMessage, email: InboundEmail, decision: Decision
+    ) -> Incident | None:
+        if decision.action is Action.ATTACH:
+            return await find_thread_incident(session, email)
+        if decision.action not in (Action.ACKNOWLEDGE, Action.HOLD):
+            return None
+        incident = await self._open_incident(session, row, email, decision)
+        if decision.action is Action.HOLD:
+            incident.status = "held"
+            incident.held_reason = decision.reason
+            await audit.append(
+                session, "incident.held", {"reason": decision.reason}, incident_id=incident.id
+            )
+            return incident
+        composed = self._compose(row, email, incident)
+        session.add(
+            OutboxMessage(
+                incident_id=incident.id,
+                kind="acknowledgement",
+                mailbox=row.mailbox,
+                message_id=composed.message_id,
+                envelope_from=composed.envelope_from,
+                recipients=list(composed.recipients),
+                subject=composed.subject,
+                body_text=composed.text,
+                raw=composed.raw,
+                next_attempt_at=self.clock(),
+            )
+        )
+        incident.acknowledged_at = self.clock()
+        await audit.append(
+            session,
+            "acknowledgement.queued",
+            {
+                "message_id": composed.message_id,
+                "to": list(composed.recipients),
+                "subject": composed.subject,
+                "reply_by": incident.reply_by.isoformat(),
+            },
+            incident_id=incident.id,
+        )
+        return incident
+
+    async def _open_incident(
+        self, session: AsyncSession, row: InboundMessage, email: InboundEmail, decision: Decision
+    ) -> Incident:
+        classification = decision.classification
+        assert classification is not None and email.reply_address is not None
+        received = self.clock()
+        promised = reply_by(
+            received,
+            classification.severity,
+            self.calendar,
+            self.targets,
+            buffer=self.settings.timeline.buffer,
+        )
+        offset = email.date.utcoffset() if email.date else None
+        incident = Incident(
+            reference="pending",
+            mailbox=row.mailbox,
+            customer_email=email.reply_address.email,
+            customer_name=email.reply_address.name[:256],
+            subject=email.subject[:2000],
+            category=classification.category.value if classification.category else None,
+            severity=classification.severity.value,
+            confidence=classification.confidence,
+            language=detect_language(email.new_text),
+            status="acknowledged",
+            opened_at=received,
+            reply_by=promised,
+            customer_utc_offset_minutes=int(offset.total_seconds() // 60)
+            if offset is not None
+            else None,
+        )
+        session.add(incident)
+        await session.flush()
+        incident.reference = f"{self.settings.limits.reference_prefix}-{1000 + incident.id}"
+        await session.flush()
+        await audit.append(
+            session,
+            "incident.opened",
+            {
+                "reference": incident.reference,
+                "customer": incident.customer_email,
+                "category": incident.category,
+                "severity": incident.severity,
+                "confidence": incident.confidence,
+                "reply_by": promised.isoformat(),
+                "signals": list(classification.signals),
+                "classified_by": classification.source,
+            },
+            incident_id=incident.id,
+        )
+        return incident
+
+    def _compose(
+        self, row: InboundMessage, email: InboundEmail, incident: Incident
+    ) -> ComposedMessage:
+        assert email.reply_address is not None
+        mailbox = self.settings.mailbox(row.mailbox)
+        from_address = EmailAddress(mailbox.address.lower(), self.settings.smtp.from_name)
+        return compose_acknowledgement(
+            AcknowledgementFacts(
+                reference=incident.reference,
+                customer=email.reply_address,
+                original_subject=email.subject,
+                original_message_id=email.message_id,
+                original_references=email.references,
+                category=Category(incident.category) if incident.category else None,
+                severity=Severity(incident.severity),
+                reply_by=incident.reply_by,
+                display_tz=self._display_tz(incident),
+                language=incident.language,
+                company_name=self.settings.company.name,
+                from_address=from_address,
+            ),
+            now=self.clock(),
+        )
+
+    def _display_tz(self, incident: Incident) -> tzinfo:
+        """The customer's UTC offset (from their Date header) where known, else our zone."""
+        minutes = incident.customer_utc_offset_minutes
+        if minutes is None or abs(minutes) > 14 * 60:
+            return self.calendar.tz
+        if minutes == 0:
+            return UTC
+        return timezone(timedelta(minutes=minutes))
+
+    async def _dead_letter(self, inbound_id: int, reason: str) -> Outcome | None:
+        async with self.db.write() as session:
+            row = await session.get(InboundMessage, inbound_id)
+            if row is None or row.status != "pending":
+                return None
+            row.status = "dead"
+            row.reason = reason
+            row.processed_at = self.clock()
+            dead = DeadLetter(mailbox=row.mailbox, inbound_id=row.id, reason=reason)
+            session.add(dead)
+            await session.flush()
+            await audit.append(
+                session,
+                "dead_letter",
+                {"inbound_id": row.id, "mailbox": row.mailbox, "uid": row.uid, "reason": reason},
+            )
+        log.warning("inbound message %s dead-lettered: %s", inbound_id, reason)
+        return Outcome(inbound_id, "dead_letter", "dead_letter", reason)
+
+
+def _duplicate_hit(duplicate_id: int) -> RuleHit:
+    return RuleHit(
+        "duplicate_message_id",
+        f"same Message-ID as inbound message {duplicate_id}, which was already processed",
+    )
+
+
+def _decision_record(decision: Decision) -> dict[str, Any]:
+    c = decision.classification
+    return {
+        "action": decision.action.value,
+        "rule": decision.deciding_rule,
+        "reason": decision.reason,
+        "hits": [asdict(hit) for hit in decision.hits],
+        "classification": None
+        if c is None
+        else {
+            "is_complaint": c.is_complaint,
+            "category": c.category.value if c.category else None,
+            "severity": c.severity.value,
+            "confidence": round(c.confidence, 3),
+            "signals": list(c.signals),
+            "source": c.source,
+        },
+    }

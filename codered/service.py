@@ -1,0 +1,170 @@
+"""The running service: one watcher thread per mailbox, the pipeline, and the outbox worker.
+
+Latency matters (an acknowledgement within a second), so nothing here polls
+on a timer when there is work: the watcher wakes the pipeline the moment raw
+bytes are committed, and the pipeline wakes the outbox worker the moment an
+acknowledgement is queued. The timers below are only the safety net for
+retries and for work left by a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from codered.db.engine import Database
+from codered.db.migrate import upgrade
+from codered.mailstore import DatabaseMailboxStore
+from codered.outbox import OutboxWorker
+from codered.pipeline import Classifier, Outcome, Pipeline
+from codered.settings import MailboxSettings, Settings
+from inbox.ports import ImapAccount, WatcherStatus
+from inbox.watcher import MailboxWatcher
+from mailer.deliver import SmtpServer
+
+__all__ = ["Service", "ServiceHooks", "imap_account", "smtp_server"]
+
+log = logging.getLogger(__name__)
+
+SAFETY_NET_SECONDS = 5.0
+
+
+def imap_account(mailbox: MailboxSettings) -> ImapAccount:
+    return ImapAccount(
+        name=mailbox.name,
+        host=mailbox.imap_host,
+        port=mailbox.imap_port,
+        security=mailbox.imap_security,
+        username=mailbox.imap_username,
+        password=mailbox.password(),
+        folder=mailbox.folder,
+        max_message_bytes=int(mailbox.max_message_mb * 1024 * 1024),
+        poll_interval_seconds=mailbox.poll_interval_seconds,
+    )
+
+
+def smtp_server(settings: Settings) -> SmtpServer:
+    smtp = settings.smtp
+    return SmtpServer(
+        host=smtp.host,
+        port=smtp.port,
+        security=smtp.security,
+        username=smtp.username,
+        password=smtp.resolved_password(),
+        timeout_seconds=smtp.timeout_seconds,
+    )
+
+
+@dataclass
+class ServiceHooks:
+    """Observers for the demo and tests; the service works the same without them."""
+
+    on_outcome: Callable[[Outcome], None] | None = None
+    on_status: Callable[[WatcherStatus], None] | None = None
+    on_sent: Callable[[int, str], None] | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _model_classifier(settings: Settings) -> Classifier | None:
+    if settings.llm.model == "offline":
+        return None
+    from drafting.classify import ModelClassifier  # lazy: litellm costs seconds to import
+
+    return ModelClassifier.from_settings(settings.llm)
+
+
+class Service:
+    """Runs until ``stop`` is set; every component restarts itself on error."""
+
+    def __init__(self, settings: Settings, *, hooks: ServiceHooks | None = None) -> None:
+        self.settings = settings
+        self.hooks = hooks or ServiceHooks()
+        self.db = Database(settings.database.url)
+        self._pipeline_wakeup = asyncio.Event()
+        self._outbox_wakeup = asyncio.Event()
+        self.pipeline = Pipeline(
+            self.db,
+            settings,
+            classifier=_model_classifier(settings),
+            on_outbox=self._outbox_wakeup.set,
+        )
+        self.outbox = OutboxWorker(
+            self.db,
+            smtp_server(settings),
+            max_attempts=settings.smtp.max_attempts,
+            lease_seconds=settings.smtp.timeout_seconds * 3 + 30,
+        )
+        self.watchers: list[MailboxWatcher] = []
+        self.store: DatabaseMailboxStore | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await upgrade(self.db)
+        loop = asyncio.get_running_loop()
+        self.store = DatabaseMailboxStore(self.db, loop, on_status=self.hooks.on_status)
+
+        def wake_pipeline() -> None:
+            loop.call_soon_threadsafe(self._pipeline_wakeup.set)
+
+        for mailbox in self.settings.mailboxes:
+            watcher = MailboxWatcher(imap_account(mailbox), self.store, on_stored=wake_pipeline)
+            self.watchers.append(watcher)
+            watcher.start()
+        log.info("codered is watching %d mailbox(es)", len(self.watchers))
+        tasks = [
+            asyncio.create_task(self._pipeline_loop(stop), name="pipeline"),
+            asyncio.create_task(self._outbox_loop(stop), name="outbox"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            await asyncio.gather(
+                *(asyncio.to_thread(w.stop) for w in self.watchers), return_exceptions=True
+            )
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.db.dispose()
+
+    async def _pipeline_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._pipeline_wakeup.clear()
+            try:
+                outcomes = await self.pipeline.process_pending()
+            except Exception:
+                log.exception("pipeline pass failed; retrying shortly")
+                outcomes = []
+                await asyncio.sleep(1.0)
+            for outcome in outcomes:
+                if self.hooks.on_outcome is not None:
+                    self.hooks.on_outcome(outcome)
+            if outcomes:
+                continue  # there may be more behind them
+            await _wait(self._pipeline_wakeup, SAFETY_NET_SECONDS)
+
+    async def _outbox_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._outbox_wakeup.clear()
+            try:
+                results = await self.outbox.send_due()
+                wait = await self.outbox.next_due_in()
+            except Exception:
+                log.exception("outbox pass failed; retrying shortly")
+                results, wait = [], 1.0
+            for result in results:
+                if self.hooks.on_sent is not None:
+                    self.hooks.on_sent(result.outbox_id, result.status)
+            if results:
+                continue
+            timeout = (
+                SAFETY_NET_SECONDS if wait is None else min(max(wait, 0.05), SAFETY_NET_SECONDS)
+            )
+            await _wait(self._outbox_wakeup, timeout)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Sleep until ``event`` is set or ``seconds`` pass, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)

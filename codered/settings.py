@@ -1,0 +1,263 @@
+"""The configuration file: one TOML file, environment variables on top, secrets by name.
+
+Why this shape: operators keep the file in version control, so secrets are
+referenced by the *name* of an environment variable (``*_env`` keys) rather than
+written into it. Any variable ``CODERED_<SECTION>__<KEY>`` overrides the file,
+for example ``CODERED_DATABASE__URL``. A wrong or missing key stops the start
+with a message that names the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from policies.model import Severity
+from policies.timeline import BusinessCalendar, Target
+
+__all__ = ["ConfigError", "Settings", "load_settings", "resolve_config_path"]
+
+Security = Literal["tls", "starttls", "none"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the person who edits the file."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _secret(value: str | None, env_name: str | None, key: str) -> str | None:
+    """Resolve ``key`` / ``key_env``: a named environment variable must exist when named."""
+    if env_name:
+        if env_name not in os.environ:
+            raise ValueError(
+                f"{key}_env names the environment variable {env_name}, which is not set"
+            )
+        return os.environ[env_name]
+    return value
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///codered.db"
+
+
+class CompanySettings(_Section):
+    name: str
+    timezone: str = "UTC"
+    business_hours: str = "09:00-17:00"
+    business_days: str = "mon-fri"
+    holidays: str = ""
+
+    @model_validator(mode="after")
+    def _calendar_is_valid(self) -> CompanySettings:
+        self.calendar()
+        return self
+
+    def calendar(self) -> BusinessCalendar:
+        return BusinessCalendar.from_strings(
+            timezone=self.timezone,
+            hours=self.business_hours,
+            days=self.business_days,
+            holidays=self.holidays or None,
+        )
+
+
+class MailboxSettings(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    imap_host: str
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_security: Security = "tls"
+    imap_username: str
+    imap_password: str | None = None
+    imap_password_env: str | None = None
+    folder: str = "INBOX"
+    max_message_mb: float = Field(default=25.0, gt=0)
+    poll_interval_seconds: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _password_is_given(self) -> MailboxSettings:
+        self.password()
+        return self
+
+    def password(self) -> str:
+        value = _secret(self.imap_password, self.imap_password_env, "imap_password")
+        if value is None:
+            raise ValueError("give imap_password or imap_password_env")
+        return value
+
+
+class SmtpSettings(_Section):
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Security = "starttls"
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = None
+    from_name: str = "Customer Success"
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _password_resolves(self) -> SmtpSettings:
+        self.resolved_password()
+        return self
+
+    def resolved_password(self) -> str | None:
+        return _secret(self.password, self.password_env, "password")
+
+
+class LlmSettings(_Section):
+    model: str = "offline"
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float = 0.2
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    max_tokens: int = 1200
+
+
+class TimelineSettings(_Section):
+    """Severity targets to the next substantive update, and the under-promise buffer."""
+
+    critical: str = "2 hours"
+    high: str = "4 business hours"
+    normal: str = "1 business day"
+    buffer: float = Field(default=1.5, ge=1.0, le=10.0)
+
+    @field_validator("critical", "high", "normal")
+    @classmethod
+    def _target_parses(cls, value: str) -> str:
+        Target.parse(value)
+        return value
+
+    def targets(self) -> dict[Severity, Target]:
+        return {
+            Severity.CRITICAL: Target.parse(self.critical),
+            Severity.HIGH: Target.parse(self.high),
+            Severity.NORMAL: Target.parse(self.normal),
+        }
+
+
+class LimitsSettings(_Section):
+    """Backstops against loops: per sender and for the whole service."""
+
+    acknowledgements_per_sender_24h: int = Field(default=3, ge=1)
+    reference_prefix: str = Field(default="CR", pattern=r"^[A-Z]{1,8}$")
+
+
+class Settings(_Section):
+    database: DatabaseSettings = DatabaseSettings()
+    company: CompanySettings
+    mailboxes: list[MailboxSettings] = Field(min_length=1)
+    smtp: SmtpSettings
+    llm: LlmSettings = LlmSettings()
+    timeline: TimelineSettings = TimelineSettings()
+    limits: LimitsSettings = LimitsSettings()
+
+    @model_validator(mode="after")
+    def _mailbox_names_unique(self) -> Settings:
+        names = [m.name for m in self.mailboxes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"mailbox names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        return frozenset(m.address.lower() for m in self.mailboxes)
+
+    def mailbox(self, name: str) -> MailboxSettings:
+        for mailbox in self.mailboxes:
+            if mailbox.name == name:
+                return mailbox
+        raise KeyError(name)
+
+
+ENV_PREFIX = "CODERED_"
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``CODERED_SMTP__HOST=x`` sets ``[smtp] host``; ``CODERED_MAILBOXES__0__FOLDER`` a mailbox."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node: Any = data
+        for part in path[:-1]:
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    node = None
+                    break
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+            if not isinstance(node, dict | list):
+                node = None
+                break
+        if isinstance(node, dict):
+            node[path[-1]] = value
+    return data
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"{path}: the configuration is not valid:"]
+    for item in error.errors():
+        location = _location(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            message = "this key is required but missing"
+        elif item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling)"
+        lines.append(f"  {location}: {message}")
+    return "\n".join(lines)
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "(top level)"
+    parts = [str(p) for p in loc]
+    if parts[0] == "mailboxes" and len(parts) > 1:
+        head = f"[[mailboxes]] #{int(parts[1]) + 1}"
+        rest = parts[2:]
+    else:
+        head, rest = f"[{parts[0]}]", parts[1:]
+    return f"{head} {'.'.join(rest)}".strip()
+
+
+def resolve_config_path(given: Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    """``--config``, else ``$CODERED_CONFIG``, else ``./codered.toml``."""
+    env = os.environ if environ is None else environ
+    if given is not None:
+        return given
+    if env.get("CODERED_CONFIG"):
+        return Path(env["CODERED_CONFIG"])
+    return Path("codered.toml")
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, apply environment overrides, validate; :class:`ConfigError` on any problem."""
+    env = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: configuration file not found (give --config PATH or set CODERED_CONFIG)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = _apply_env_overrides(data, env)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
