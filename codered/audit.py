@@ -58,7 +58,7 @@ async def append(
     incident_id: int | None = None,
 ) -> AuditEntry:
     """Add one entry inside the caller's transaction, so it commits with the change it records."""
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # Serialise appenders across processes so the chain stays a line, not a tree.
         await session.execute(text("SELECT pg_advisory_xact_lock(7243101)"))
     prev = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))

@@ -15,6 +15,7 @@ the real protocol, and with no mocks in between.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import socket
@@ -76,12 +77,12 @@ class EmbeddedImapServer:
     def __init__(
         self,
         *,
-        user: str = "demouser",
+        username: str = "demouser",
         password: str = "demopass",  # noqa: S107 - a throwaway local demo account
         demo_data: bool = False,
     ) -> None:
         self.host = _LOCALHOST
-        self.user = user
+        self.username = username
         self.password = password
         self.demo_data = demo_data
         self._port = 0
@@ -126,10 +127,8 @@ class EmbeddedImapServer:
         if thread is None:
             return
         if loop is not None and stopping is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:  # the loop closed between the check and the call
-                pass
         thread.join(timeout)
         self._thread = None
         self._port = 0
@@ -152,7 +151,7 @@ class EmbeddedImapServer:
             host=self.host,
             port=self.port,
             security="none",
-            username=self.user,
+            username=self.username,
             password=self.password,
         )
         return dataclasses.replace(base, **overrides)
@@ -160,7 +159,7 @@ class EmbeddedImapServer:
     def append(self, raw: bytes, folder: str = "INBOX") -> None:
         """Deliver ``raw`` into ``folder`` the way an MDA would: with IMAP APPEND."""
         with IMAPClient(self.host, port=self.port, ssl=False, timeout=10) as client:
-            client.login(self.user, self.password)
+            client.login(self.username, self.password)
             client.append(folder, raw)
 
     # --- the server thread ------------------------------------------------------------------
@@ -182,7 +181,7 @@ class EmbeddedImapServer:
         backends = parser.add_subparsers(dest="backend")
         DictBackend.add_subparser("dict", backends)
         argv = ["--host", self.host, "--port", str(self._port), "--no-tls", "dict"]
-        argv += ["--demo-user", self.user, "--demo-password", self.password]
+        argv += ["--demo-user", self.username, "--demo-password", self.password]
         if self.demo_data:
             argv.append("--demo-data")
         args = parser.parse_args(argv)
@@ -216,7 +215,7 @@ class _Recorder:
     def __init__(self, sink: SmtpSink) -> None:
         self._sink = sink
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")

@@ -65,6 +65,8 @@ class ServiceHooks:
     on_outcome: Callable[[Outcome], None] | None = None
     on_status: Callable[[WatcherStatus], None] | None = None
     on_sent: Callable[[int, str], None] | None = None
+    on_ready: Callable[[], None] | None = None
+    """Called once the schema is current and every watcher thread has started."""
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -113,6 +115,8 @@ class Service:
             self.watchers.append(watcher)
             watcher.start()
         log.info("codered is watching %d mailbox(es)", len(self.watchers))
+        if self.hooks.on_ready is not None:
+            self.hooks.on_ready()
         tasks = [
             asyncio.create_task(self._pipeline_loop(stop), name="pipeline"),
             asyncio.create_task(self._outbox_loop(stop), name="outbox"),

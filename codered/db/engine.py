@@ -21,13 +21,28 @@ __all__ = ["Database"]
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL for concurrent readers, FULL sync so a committed cursor or outbox row survives
-    power loss, and a busy timeout so the watcher thread and the workers wait rather than fail."""
+    power loss, and a busy timeout so the watcher thread and the workers wait rather than fail.
+
+    The driver's own transaction handling is switched off (``isolation_level = None``) so that
+    we decide how each transaction begins; see :func:`_begin_immediate`."""
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _begin_immediate(connection: Any) -> None:
+    """Writers take SQLite's write lock up front. A deferred transaction that reads and then
+    writes fails at once with "database is locked" when another process wrote in between
+    (WAL snapshot conflict), and no busy timeout can help it; BEGIN IMMEDIATE waits instead."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_deferred(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 class Database:
@@ -40,9 +55,15 @@ class Database:
         if not self.is_sqlite:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **options)
+        self.write_engine: AsyncEngine = self.engine
         if self.is_sqlite:
+            self.write_engine = create_async_engine(url, **options)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _begin_deferred)
+            event.listen(self.write_engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.write_engine.sync_engine, "begin", _begin_immediate)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.write_sessions = async_sessionmaker(self.write_engine, expire_on_commit=False)
         # SQLite has one writer at a time anyway; serialising our own writers in-process
         # avoids "database is locked" between the watcher thread's commits and the workers,
         # and keeps the audit chain linear.
@@ -52,10 +73,10 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
         if self._write_lock is not None:
-            async with self._write_lock, self.sessions() as session, session.begin():
+            async with self._write_lock, self.write_sessions() as session, session.begin():
                 yield session
         else:
-            async with self.sessions() as session, session.begin():
+            async with self.write_sessions() as session, session.begin():
                 yield session
 
     @asynccontextmanager
@@ -65,3 +86,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()

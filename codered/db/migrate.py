@@ -35,7 +35,7 @@ async def upgrade(db: Database) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    async with db.engine.begin() as connection:
+    async with db.write_engine.begin() as connection:
         await connection.run_sync(_run)
 
 

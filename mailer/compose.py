@@ -1,0 +1,221 @@
+"""Building the acknowledgement as the exact bytes we will hand to SMTP.
+
+Composition is a pure function of the incident's facts and the clock reading
+passed in: the same facts give the same bytes. That is what lets the outbox
+store ``raw`` in the same transaction as the decision and lets every retry
+send the identical message, with the identical Message-ID, so a receiving
+system can drop a duplicate (DESIGN invariant 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from inbox.message import EmailAddress
+from policies.model import Category, Severity
+
+from .acknowledgement import default_subject, render_acknowledgement
+from .headers import (
+    header_names,
+    mailbox,
+    references_chain,
+    sanitize_header_value,
+    sanitize_message_id,
+    set_message_ids,
+    set_unstructured,
+)
+
+__all__ = [
+    "LOOP_HEADER",
+    "REFERENCE_HEADER",
+    "AcknowledgementFacts",
+    "ComposedMessage",
+    "acknowledgement_message_id",
+    "compose_acknowledgement",
+    "loop_marker",
+    "reply_subject",
+]
+
+LOOP_HEADER = "X-Codered-Loop"
+REFERENCE_HEADER = "X-Codered-Reference"
+
+_POLICY = SMTP.clone(refold_source="none")
+"""CRLF line endings; ``refold_source="none"`` keeps our pre-encoded raw headers as built."""
+
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DOMAIN_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_REPLY_PREFIX = re.compile(r"(?:re|aw|antw|sv|rif|res)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
+_MAX_SUBJECT = 200
+
+
+@dataclass(frozen=True)
+class AcknowledgementFacts:
+    """Everything the acknowledgement says, decided before composing starts."""
+
+    reference: str
+    """Incident reference, e.g. ``CR-1042``; also the seed of the Message-ID."""
+    customer: EmailAddress
+    original_subject: str
+    original_message_id: str | None
+    original_references: tuple[str, ...]
+    category: Category | None
+    severity: Severity
+    """Carried for the caller's records; the wording is deliberately the same at every severity."""
+    reply_by: datetime
+    """Timezone-aware deadline for our next reply."""
+    display_tz: tzinfo
+    """The customer's zone where known (their Date header's offset), else the company's."""
+    language: str
+    """``en``, ``de``, ``fr`` or ``es``; anything else falls back to ``en``."""
+    company_name: str
+    from_address: EmailAddress
+    """Our mailbox: ``email`` is the envelope sender, ``name`` the From display name."""
+
+
+@dataclass(frozen=True)
+class ComposedMessage:
+    """A message ready to send; ``raw`` is stored in the outbox and re-sent unchanged."""
+
+    message_id: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    subject: str
+    text: str
+    """The body as plain text, for display in the UI and the audit trail."""
+    raw: bytes
+
+
+def _checked_reference(reference: str) -> str:
+    if not _REFERENCE.fullmatch(reference):
+        raise ValueError(f"not a usable incident reference: {reference!r}")
+    return reference
+
+
+def _checked_domain(domain: str) -> str:
+    try:
+        ascii_domain = domain.strip().rstrip(".").lower().encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError(f"not a usable domain: {domain!r}") from exc
+    labels = ascii_domain.split(".")
+    if not ascii_domain or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"not a usable domain: {domain!r}")
+    return ascii_domain
+
+
+def acknowledgement_message_id(reference: str, domain: str) -> str:
+    """The Message-ID of the acknowledgement for incident ``reference``.
+
+    Derived only from the incident, never from the clock or a random source,
+    so composing again after a crash yields the same id and the receiving
+    side can recognise the duplicate. The hash keeps ids distinct even if two
+    references differ only in case.
+
+    >>> acknowledgement_message_id("CR-1042", "support.example.com")
+    '<codered.ack.cr-1042.966183c42c2e6c33@support.example.com>'
+    """
+    ref = _checked_reference(reference)
+    host = _checked_domain(domain)
+    digest = hashlib.sha256(f"codered-ack\0{ref}\0{host}".encode()).hexdigest()[:16]
+    return f"<codered.ack.{ref.lower()}.{digest}@{host}>"
+
+
+def loop_marker(address: str) -> str:
+    """Value of ``X-Codered-Loop`` for mail sent from ``address``.
+
+    The first 32 hex digits of the SHA-256 of the lower-cased address: a guard
+    that knows our own addresses recognises our mail without the header
+    revealing which mailbox sent it, and the value fits on one header line.
+    """
+    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()[:32]
+
+
+def reply_subject(original: str, reference: str, language: str) -> str:
+    """``Re: <original> [CR-1042]``, without doubling ``Re:`` or the reference tag.
+
+    Localized reply prefixes (``AW:``, ``SV:``, ``RE:``) count as already
+    present. An empty subject becomes a localized default.
+    """
+    base = sanitize_header_value(original, max_length=_MAX_SUBJECT)
+    if not base:
+        base = default_subject(language)
+    if not _REPLY_PREFIX.match(base):
+        base = f"Re: {base}"
+    tag = f"[{reference}]"
+    if tag not in base:
+        base = f"{base} {tag}"
+    return sanitize_header_value(base)
+
+
+def compose_acknowledgement(facts: AcknowledgementFacts, *, now: datetime) -> ComposedMessage:
+    """Build the acknowledgement for one incident.
+
+    ``now`` becomes the Date header; pass the time the outbox row is written
+    so the stored bytes are final. Every inbound value (subject, display name,
+    ids) is sanitized, and the header block of the result is checked against
+    the list we meant to write: should any library misbehave, this raises
+    ValueError rather than send a message with an injected header.
+    """
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    reference = _checked_reference(facts.reference)
+    message_id = acknowledgement_message_id(reference, facts.from_address.domain)
+    subject = reply_subject(facts.original_subject, reference, facts.language)
+    body = render_acknowledgement(
+        language=facts.language,
+        display_name=facts.customer.name,
+        email=facts.customer.email,
+        subject=facts.original_subject,
+        category=facts.category,
+        reply_by=facts.reply_by,
+        display_tz=facts.display_tz,
+        reference=reference,
+        company_name=facts.company_name,
+    )
+    sender = mailbox(facts.from_address.email, facts.from_address.name)
+    recipient = mailbox(facts.customer.email, facts.customer.name)
+    in_reply_to = sanitize_message_id(facts.original_message_id)
+    references = references_chain(facts.original_message_id, facts.original_references)
+
+    message = EmailMessage(policy=_POLICY)
+    message["From"] = sender
+    message["To"] = recipient
+    set_unstructured(message, "Subject", subject)
+    message["Date"] = now
+    message["Message-ID"] = message_id
+    if in_reply_to is not None:
+        set_message_ids(message, "In-Reply-To", [in_reply_to])
+    if references:
+        set_message_ids(message, "References", references)
+    message["Auto-Submitted"] = "auto-replied"
+    message["X-Auto-Response-Suppress"] = "All"
+    message[LOOP_HEADER] = loop_marker(sender.addr_spec)
+    message[REFERENCE_HEADER] = reference
+    message.set_content(body.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message["Content-Language"] = body.language  # after set_content, which clears Content-*
+    raw = message.as_bytes()
+
+    expected = [name for name, _ in message.raw_items()]
+    _verify_header_block(raw, expected)
+    return ComposedMessage(
+        message_id=message_id,
+        envelope_from=sender.addr_spec,
+        recipients=(recipient.addr_spec,),
+        subject=subject,
+        text=body.text,
+        raw=raw,
+    )
+
+
+def _verify_header_block(raw: bytes, expected: list[str]) -> None:
+    """Refuse bytes whose header block is not exactly the fields we set, CRLF-terminated."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    if b"\r" in head.replace(b"\r\n", b"") or b"\n" in head.replace(b"\r\n", b""):
+        raise ValueError("composed message has a bare CR or LF in its header block")
+    found = header_names(raw)
+    if [name.lower() for name in found] != [name.lower() for name in expected]:
+        raise ValueError(f"composed message has unexpected header fields: {found}")
