@@ -26,7 +26,7 @@ from sqlalchemy import select
 from codered.db.models import InboundMessage, Incident, MailboxState, OutboxMessage
 from codered.demo_samples import Sample, build_samples
 from codered.embedded import EmbeddedImapServer, SmtpSink
-from codered.service import Service
+from codered.service import Service, ServiceHooks
 from codered.settings import Settings, load_settings
 
 __all__ = ["run_demo", "write_demo_config"]
@@ -135,11 +135,19 @@ def _table(state: _State) -> Table:
     return table
 
 
+_NOT_GUARDS = frozenset(
+    {"existing_thread", "not_a_complaint", "sender_rate_limit", "complaint", "default"}
+)
+
+
 def _verdict(decision: dict[str, Any] | None) -> str:
-    classification = (decision or {}).get("classification")
-    if not classification:
-        return "machine mail"
-    if not classification["is_complaint"]:
+    decision = decision or {}
+    if decision.get("rule") not in _NOT_GUARDS:
+        return (
+            "machine or own mail" if decision.get("rule") != "duplicate_message_id" else "duplicate"
+        )
+    classification = decision.get("classification")
+    if not classification or not classification["is_complaint"]:
         return "not a complaint"
     return (
         f"complaint · {classification['category'] or 'general'} · "
@@ -172,8 +180,12 @@ async def _refresh(service: Service, state: _State, company_tz: Any) -> None:
                     row.ack_subject = sent.subject
 
 
-async def _wait_for_baseline(service: Service, stop: asyncio.Event, seconds: float = 30.0) -> bool:
+async def _wait_for_baseline(
+    service: Service, ready: asyncio.Event, stop: asyncio.Event, seconds: float = 30.0
+) -> bool:
     deadline = time.monotonic() + seconds
+    while not ready.is_set() and time.monotonic() < deadline and not stop.is_set():
+        await asyncio.sleep(0.05)
     while time.monotonic() < deadline and not stop.is_set():
         async with service.db.read() as session:
             if await session.get(MailboxState, "support") is not None:
@@ -196,14 +208,15 @@ async def _demo(
         loop.add_signal_handler(sig, stop.set)
     if duration is not None:
         loop.call_later(duration, stop.set)
-    service = Service(settings)
+    ready = asyncio.Event()
+    service = Service(settings, hooks=ServiceHooks(on_ready=ready.set))
     runner = asyncio.create_task(service.run(stop))
     samples = build_samples(SUPPORT_ADDRESS)
     state = _State([_Row(s) for s in samples])
     company_tz = settings.company.calendar().tz
     try:
         with Live(_table(state), console=console, refresh_per_second=8, transient=False) as live:
-            if not await _wait_for_baseline(service, stop):
+            if not await _wait_for_baseline(service, ready, stop):
                 console.print("[red]the embedded mailbox did not come up; stopping[/]")
                 stop.set()
             for row in state.rows:

@@ -15,7 +15,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from policies.model import Severity
 from policies.timeline import BusinessCalendar, Target
@@ -33,14 +42,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _secret(value: str | None, env_name: str | None, key: str) -> str | None:
-    """Resolve ``key`` / ``key_env``: a named environment variable must exist when named."""
+def _secret(value: str | None, env_name: str | None, key: str, info: ValidationInfo) -> str | None:
+    """Resolve ``key`` / ``key_env``: a named environment variable must exist when named.
+
+    The environment comes from the validation context (so tests and callers can pass their
+    own), falling back to the process environment."""
+    context = info.context if isinstance(info.context, dict) else {}
+    environ: Mapping[str, str] = context.get("environ", os.environ)
     if env_name:
-        if env_name not in os.environ:
+        if env_name not in environ:
             raise ValueError(
                 f"{key}_env names the environment variable {env_name}, which is not set"
             )
-        return os.environ[env_name]
+        return environ[env_name]
     return value
 
 
@@ -82,16 +96,18 @@ class MailboxSettings(_Section):
     max_message_mb: float = Field(default=25.0, gt=0)
     poll_interval_seconds: float = Field(default=15.0, gt=0)
 
+    _password: str = PrivateAttr(default="")
+
     @model_validator(mode="after")
-    def _password_is_given(self) -> MailboxSettings:
-        self.password()
+    def _password_is_given(self, info: ValidationInfo) -> MailboxSettings:
+        value = _secret(self.imap_password, self.imap_password_env, "imap_password", info)
+        if value is None:
+            raise ValueError("give imap_password or imap_password_env")
+        self._password = value
         return self
 
     def password(self) -> str:
-        value = _secret(self.imap_password, self.imap_password_env, "imap_password")
-        if value is None:
-            raise ValueError("give imap_password or imap_password_env")
-        return value
+        return self._password
 
 
 class SmtpSettings(_Section):
@@ -105,13 +121,15 @@ class SmtpSettings(_Section):
     timeout_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1, le=50)
 
+    _password: str | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
-    def _password_resolves(self) -> SmtpSettings:
-        self.resolved_password()
+    def _password_resolves(self, info: ValidationInfo) -> SmtpSettings:
+        self._password = _secret(self.password, self.password_env, "password", info)
         return self
 
     def resolved_password(self) -> str | None:
-        return _secret(self.password, self.password_env, "password")
+        return self._password
 
 
 class LlmSettings(_Section):
@@ -258,6 +276,6 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     data = _apply_env_overrides(data, env)
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate(data, context={"environ": env})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None

@@ -11,8 +11,8 @@ long runs of blank lines.
 from __future__ import annotations
 
 import re
-from html import unescape
 from collections.abc import Iterator, Sequence
+from html import unescape
 
 from inscriptis import get_text
 from mailparser_reply import EmailMessage

@@ -129,6 +129,11 @@ _ENGLISH: tuple[Phrase, ...] = (
        r"(?:you|they) promised|was promised|were promised|misrepresent(?:ed|ation)?|"
        r"misled|misleading|false promises?|bait and switch", HIGH, negatable=False),
     _c(CONTRACT, 2.5, r"(?:auto-?renew(?:ed|al)?|renewed) without", HIGH, negatable=False),
+    _c(CONTRACT, 3.0, r"(?:not|never|stopped) (?:honou?ring|meeting|respecting|delivering on) "
+       r"(?:the |our |your |its )?(?:sla|contract|agreement|commitments?|guarantees?|obligations?)|"
+       r"(?:sla|guarantee|commitment)s? (?:ha(?:s|ve) )?(?:not been|been|was|were)? ?(?:missed|"
+       r"broken)|service credits? (?:we are|we're|i am) (?:owed|entitled)|(?:owed|entitled to) "
+       r"(?:service )?credits?|review (?:the|our) contract", HIGH, negatable=False),
     _c(CONTRACT, 2.5, r"(?:closed|froze|frozen|"
        r"suspended|terminated|restricted|locked|blocked) (?:my|our) (?:account|card)s?|"
        r"(?:placed|put) (?:a |an )?(?:\w+ )?hold on (?:my|our)", HIGH),

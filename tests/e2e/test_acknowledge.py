@@ -59,8 +59,11 @@ def test_complaint_is_acknowledged_once_with_threading_and_timeline(
             mail.out_of_office(sender="Chris <chris@woodgrove.example>"),
             mail.bounce(),
             mail.newsletter(),
-            mail.message("Re: URGENT: production API down", "Still down! Any update?",
-                         in_reply_to=complaint_id),
+            mail.message(
+                "Re: URGENT: production API down",
+                "Still down! Any update?",
+                in_reply_to=complaint_id,
+            ),
         ):
             imap.append(other)
         wait_until(lambda: processed(settings, 6), 20, "six messages processed")
@@ -105,7 +108,9 @@ def test_first_start_acknowledges_no_history(
     imap: Any, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
     for number in range(3):
-        imap.append(mail.outage_complaint(sender=f"Old {number} <old{number}@northwind.example>")[1])
+        imap.append(
+            mail.outage_complaint(sender=f"Old {number} <old{number}@northwind.example>")[1]
+        )
     settings = _settings(tmp_path, imap, smtp_sink)
     with RunningService(settings) as service:
         service.wait_for_baseline()

@@ -278,3 +278,20 @@ def test_bounces_and_auto_replies_are_not_complaints_even_without_guards() -> No
         if classify_offline(email.subject, email.new_text).is_complaint:
             wrong.append(path.name)
     assert wrong == []
+
+
+def test_unhonoured_sla_with_owed_credits_is_a_contract_dispute() -> None:
+    verdict = classify_offline(
+        "You are not honouring our SLA",
+        "Our contract guarantees 99.9% uptime. Neither target has been met this quarter. We "
+        "expect the service credits we are owed, otherwise we will have to review the contract.",
+    )
+    assert verdict.is_complaint
+    assert verdict.category is Category.CONTRACT_DISPUTE
+
+
+def test_a_neutral_contract_question_is_not_a_complaint() -> None:
+    verdict = classify_offline(
+        "Question about our contract", "Hi, when does our contract renew? Could you send the SLA?"
+    )
+    assert not verdict.is_complaint
