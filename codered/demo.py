@@ -184,8 +184,10 @@ async def _wait_for_baseline(
     service: Service, ready: asyncio.Event, stop: asyncio.Event, seconds: float = 30.0
 ) -> bool:
     deadline = time.monotonic() + seconds
-    while not ready.is_set() and time.monotonic() < deadline and not stop.is_set():
-        await asyncio.sleep(0.05)
+    try:
+        await asyncio.wait_for(ready.wait(), seconds)
+    except TimeoutError:
+        return False
     while time.monotonic() < deadline and not stop.is_set():
         async with service.db.read() as session:
             if await session.get(MailboxState, "support") is not None:
