@@ -46,6 +46,8 @@ class Classifier(Protocol):
 
     name: str
 
+    async def prepare(self) -> None: ...
+
     async def classify(self, subject: str, text: str) -> Classification: ...
 
 
@@ -124,12 +126,14 @@ class Pipeline:
         assert self.classifier is not None
         timeout = self.settings.llm.timeout_seconds
         try:
+            await self.classifier.prepare()
             return await asyncio.wait_for(
                 self.classifier.classify(email.subject, email.new_text), timeout
             )
         except Exception as exc:  # any model failure falls back; acknowledgements never wait
-            log.warning("model classification failed, using the offline scorer: %s", exc)
-            signals = (*fallback.signals, f"model {self.classifier.name} failed: {exc!s:.200}")
+            problem = f"{type(exc).__name__}: {exc!s:.200}".rstrip(": ")
+            log.warning("model classification failed, using the offline scorer: %s", problem)
+            signals = (*fallback.signals, f"model {self.classifier.name} failed: {problem}")
             return Classification(
                 fallback.is_complaint,
                 fallback.category,

@@ -117,7 +117,11 @@ class Service:
         log.info("codered is watching %d mailbox(es)", len(self.watchers))
         if self.hooks.on_ready is not None:
             self.hooks.on_ready()
-        tasks = [
+        tasks = []
+        if self.pipeline.classifier is not None:
+            # Load the model client in the background now, not when the first complaint waits.
+            tasks.append(asyncio.create_task(self.pipeline.classifier.prepare(), name="warm-up"))
+        tasks += [
             asyncio.create_task(self._pipeline_loop(stop), name="pipeline"),
             asyncio.create_task(self._outbox_loop(stop), name="outbox"),
         ]

@@ -66,6 +66,10 @@ class ModelClassifier:
             )
         )
 
+    async def prepare(self) -> None:
+        """Pay the client library's import cost once, outside any timeout."""
+        await self.client.prepare()
+
     async def classify(self, subject: str, text: str) -> Classification:
         email = f"Subject: {subject}\n\n{text[:MAX_EMAIL_CHARS]}"
         messages: list[dict[str, Any]] = [

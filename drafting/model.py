@@ -8,6 +8,7 @@ attempt when the model's answer does not validate.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from dataclasses import dataclass
@@ -42,6 +43,12 @@ def _litellm() -> Any:
     return litellm
 
 
+async def import_litellm() -> Any:
+    """Import litellm in a worker thread: its import takes seconds and must not stall the
+    event loop (acknowledgements are sent from it) nor count against a model timeout."""
+    return await asyncio.to_thread(_litellm)
+
+
 class ModelClient:
     """Ask for JSON matching a pydantic schema; raise :class:`ModelError` on any failure."""
 
@@ -63,8 +70,12 @@ class ModelClient:
             ]
             return _validate(await self._complete(repair), schema)
 
+    async def prepare(self) -> None:
+        """Load the client library ahead of the first call."""
+        await import_litellm()
+
     async def _complete(self, messages: list[dict[str, str]]) -> str:
-        litellm = _litellm()
+        litellm = await import_litellm()
         s = self.settings
         try:
             response = await litellm.acompletion(
