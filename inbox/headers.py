@@ -114,9 +114,7 @@ def parse_message_ids(value: str, max_count: int) -> tuple[str, ...]:
     (the nearest ancestors) are kept, as RFC 5322 section 3.6.4 suggests.
     """
     text = _UNSAFE.sub(" ", fix_8bit(value))
-    ids = [
-        f"<{token}>" for token in _MSG_ID.findall(text) if len(token) <= MAX_MSG_ID_CHARS
-    ]
+    ids = [f"<{token}>" for token in _MSG_ID.findall(text) if len(token) <= MAX_MSG_ID_CHARS]
     if not ids:
         bare = text.strip()
         if _BARE_MSG_ID.fullmatch(bare) and len(bare) <= MAX_MSG_ID_CHARS:
