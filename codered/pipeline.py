@@ -38,7 +38,9 @@ __all__ = ["Classifier", "Outcome", "Pipeline"]
 log = logging.getLogger(__name__)
 
 # Rules after which a model's opinion could change the outcome; guards decide without one.
-_MODEL_MATTERS = frozenset({"not_a_complaint", "sender_rate_limit", "complaint"})
+_MODEL_MATTERS = frozenset(
+    {"not_a_complaint", "dmarc_failed", "sender_rate_limit", "global_circuit_breaker", "complaint"}
+)
 
 
 class Classifier(Protocol):
@@ -104,16 +106,16 @@ class Pipeline:
             row = await session.get(InboundMessage, inbound_id)
             if row is None or row.status != "pending" or row.raw is None:
                 return None
-            raw = row.raw
+            raw, mailbox = row.raw, row.mailbox
         try:
             email = await asyncio.to_thread(parse_email, raw)
         except ParseError as exc:
             return await self._dead_letter(inbound_id, f"cannot parse: {exc.reason}")
         classification = classify_offline(email.subject, email.new_text)
-        decision = await self._decide(email, classification)
+        decision = await self._decide(mailbox, email, classification)
         if self.classifier is not None and decision.deciding_rule in _MODEL_MATTERS:
             classification = await self._model_classification(email, classification)
-            decision = await self._decide(email, classification)
+            decision = await self._decide(mailbox, email, classification)
         try:
             return await self._record(inbound_id, email, decision)
         except Exception as exc:
@@ -143,12 +145,14 @@ class Pipeline:
                 "offline (model fallback)",
             )
 
-    async def _decide(self, email: InboundEmail, classification: Classification) -> Decision:
+    async def _decide(
+        self, mailbox: str, email: InboundEmail, classification: Classification
+    ) -> Decision:
         async with self.db.read() as session:
-            facts = await self._facts(session, email)
+            facts = await self._facts(session, mailbox, email)
         return decide(email, facts, classification)
 
-    async def _facts(self, session: AsyncSession, email: InboundEmail) -> Facts:
+    async def _facts(self, session: AsyncSession, mailbox: str, email: InboundEmail) -> Facts:
         incident = await find_thread_incident(session, email)
         acks = 0
         if email.reply_address is not None:
@@ -166,11 +170,23 @@ class Pipeline:
                 )
                 or 0
             )
+        recent = await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                OutboxMessage.kind == "acknowledgement",
+                OutboxMessage.created_at >= self.clock() - timedelta(minutes=1),
+            )
+        )
+        authserv_id = self.settings.mailbox(mailbox).authserv_id
         return Facts(
             own_addresses=self.settings.own_addresses,
             acknowledgements_to_sender_24h=acks,
             sender_limit_24h=self.settings.limits.acknowledgements_per_sender_24h,
             existing_incident=incident.reference if incident else None,
+            trusted_authserv_ids=frozenset({authserv_id.lower()}) if authserv_id else frozenset(),
+            acknowledgements_last_minute=recent or 0,
+            global_limit_per_minute=self.settings.limits.acknowledgements_per_minute,
         )
 
     async def _record(
@@ -190,7 +206,7 @@ class Pipeline:
             # Facts may have changed since deciding (a concurrent message in the same
             # thread); re-read them under the write transaction so one thread gets one ack.
             elif decision.action in (Action.ACKNOWLEDGE, Action.HOLD):
-                facts = await self._facts(session, email)
+                facts = await self._facts(session, row.mailbox, email)
                 decision = decide(email, facts, decision.classification)
             incident = await self._apply(session, row, email, decision)
             row.status = "processed"
@@ -249,8 +265,14 @@ class Pipeline:
             incident.status = "held"
             incident.held_reason = decision.reason
             await audit.append(
-                session, "incident.held", {"reason": decision.reason}, incident_id=incident.id
+                session,
+                "incident.held",
+                {"rule": decision.deciding_rule, "reason": decision.reason},
+                incident_id=incident.id,
             )
+            if decision.deciding_rule == "global_circuit_breaker":
+                await audit.append(session, "alert.circuit_breaker", {"reason": decision.reason})
+                log.error("automatic acknowledgements stopped: %s", decision.reason)
             return incident
         composed = self._compose(row, email, incident)
         session.add(

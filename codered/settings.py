@@ -95,6 +95,8 @@ class MailboxSettings(_Section):
     folder: str = "INBOX"
     max_message_mb: float = Field(default=25.0, gt=0)
     poll_interval_seconds: float = Field(default=15.0, gt=0)
+    authserv_id: str | None = None
+    """Our receiving server's Authentication-Results id; its DMARC failures are held."""
 
     _password: str = PrivateAttr(default="")
 
@@ -167,6 +169,8 @@ class LimitsSettings(_Section):
     """Backstops against loops: per sender and for the whole service."""
 
     acknowledgements_per_sender_24h: int = Field(default=3, ge=1)
+    acknowledgements_per_minute: int = Field(default=1000, ge=1)
+    """Global circuit breaker: above this, complaints are held for a person, not answered."""
     reference_prefix: str = Field(default="CR", pattern=r"^[A-Z]{1,8}$")
 
 

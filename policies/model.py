@@ -80,6 +80,12 @@ class Facts:
     sender_limit_24h: int = 3
     existing_incident: str | None = None
     """Reference of the incident this message's thread already belongs to."""
+    trusted_authserv_ids: frozenset[str] = frozenset()
+    """Lower-cased ``authserv-id`` values of our own receiving servers (RFC 8601)."""
+    acknowledgements_last_minute: int = 0
+    """Automatic acknowledgements queued in the last 60 seconds, across all mailboxes."""
+    global_limit_per_minute: int = 1000
+    """Above this rate automatic sending stops (circuit breaker) and a person takes over."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ that fired decides the action. Order therefore is the policy:
 2. is it machine mail (never answer a machine),
 3. does it belong to an incident we already have (attach, no second ack),
 4. is it a complaint at all,
-5. have we already written to this sender too often (hold for a person),
+5. may we answer automatically: authenticated sender, within the per-sender and global
+   limits (else hold for a person),
 6. acknowledge.
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from inbox.message import InboundEmail
 from policies import guards
+from policies.authentication import dmarc_failed
 from policies.model import Action, Classification, Decision, Facts, RuleHit
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "complaint",
     "decide",
     "existing_thread",
+    "global_circuit_breaker",
     "not_a_complaint",
     "sender_rate_limit",
 ]
@@ -95,6 +98,18 @@ def sender_rate_limit(
     return None
 
 
+def global_circuit_breaker(
+    email: InboundEmail, facts: Facts, classification: Classification | None
+) -> str | None:
+    """The last backstop against a loop spread over many senders: stop sending automatically."""
+    if facts.acknowledgements_last_minute >= facts.global_limit_per_minute:
+        return (
+            f"circuit breaker open: {facts.acknowledgements_last_minute} acknowledgements in "
+            f"the last minute (ceiling {facts.global_limit_per_minute})"
+        )
+    return None
+
+
 def complaint(
     email: InboundEmail, facts: Facts, classification: Classification | None
 ) -> str | None:
@@ -129,7 +144,9 @@ DEFAULT_POLICY: tuple[Rule, ...] = (
     Rule("auto_reply_subject",     _guard(guards.auto_reply_subject),     IGNORE,      "out-of-office or bounce subject"),
     Rule("existing_thread",        existing_thread,                       ATTACH,      "reply in a thread we track"),
     Rule("not_a_complaint",        not_a_complaint,                       IGNORE,      "not a complaint"),
+    Rule("dmarc_failed",           dmarc_failed,                          HOLD,        "forged sender? no backscatter"),
     Rule("sender_rate_limit",      sender_rate_limit,                     HOLD,        "too many acks to this sender"),
+    Rule("global_circuit_breaker", global_circuit_breaker,                HOLD,        "too many acks overall"),
     Rule("complaint",              complaint,                             ACKNOWLEDGE, "acknowledge the complaint"),
 )
 # fmt: on

@@ -36,13 +36,17 @@ def test_table_order_reads_top_to_bottom() -> None:
     assert names()[len(GUARD_NAMES) :] == [
         "existing_thread",
         "not_a_complaint",
+        "dmarc_failed",
         "sender_rate_limit",
+        "global_circuit_breaker",
         "complaint",
     ]
     assert all(rule.action is Action.IGNORE for rule in DEFAULT_POLICY[: len(GUARD_NAMES)])
     assert [rule.action for rule in DEFAULT_POLICY[len(GUARD_NAMES) :]] == [
         Action.ATTACH,
         Action.IGNORE,
+        Action.HOLD,
+        Action.HOLD,
         Action.HOLD,
         Action.ACKNOWLEDGE,
     ]
