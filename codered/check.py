@@ -6,8 +6,12 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from codered.db.engine import Database
 from codered.db.migrate import current_revision, head_revision
+from codered.db.models import DeadLetter, OutboxMessage
 from codered.queries import list_mailboxes
 from codered.service import imap_account, smtp_server
 from codered.settings import Settings
@@ -42,7 +46,8 @@ async def _check_database(settings: Settings) -> list[CheckResult]:
         if current is not None:
             async with db.read() as session:
                 mailboxes = {m["mailbox"]: m for m in await list_mailboxes(session)}
-            results.extend(_mailbox_state_results(settings, mailboxes))
+                waiting = await _waiting(session)
+            results.extend(_mailbox_state_results(settings, mailboxes, waiting))
         return results
     except Exception as exc:
         return [CheckResult("database", False, f"{type(exc).__name__}: {exc}")]
@@ -50,8 +55,30 @@ async def _check_database(settings: Settings) -> list[CheckResult]:
         await db.dispose()
 
 
+async def _waiting(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """(mailbox, "dead letters" | "failed sends") → how many wait for a person."""
+    counts: dict[tuple[str, str], int] = {}
+    dead = await session.execute(
+        select(DeadLetter.mailbox, func.count())
+        .where(DeadLetter.status == "open")
+        .group_by(DeadLetter.mailbox)
+    )
+    for mailbox, count in dead.all():
+        counts[(mailbox, "dead letters")] = count
+    failed = await session.execute(
+        select(OutboxMessage.mailbox, func.count())
+        .where(OutboxMessage.status == "failed")
+        .group_by(OutboxMessage.mailbox)
+    )
+    for mailbox, count in failed.all():
+        counts[(mailbox, "failed sends")] = count
+    return counts
+
+
 def _mailbox_state_results(
-    settings: Settings, states: dict[str, dict[str, object]]
+    settings: Settings,
+    states: dict[str, dict[str, object]],
+    waiting: dict[tuple[str, str], int],
 ) -> list[CheckResult]:
     results = []
     now = datetime.now(UTC)
@@ -72,6 +99,9 @@ def _mailbox_state_results(
         detail = f"state {state['state']}, last sync {age}, cursor {cursor}"
         if state["last_error"]:
             detail += f", last error: {state['last_error']}"
+        dead = waiting.get((mailbox.name, "dead letters"), 0)
+        failed = waiting.get((mailbox.name, "failed sends"), 0)
+        detail += f"; {dead} dead letters and {failed} failed sends waiting"
         warning = state["warning"]
         if warning:
             detail += f"; WARNING: {warning}"
