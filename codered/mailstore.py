@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 
 from codered import audit
+from codered.crashpoints import crashpoint
 from codered.db.engine import Database
 from codered.db.models import DeadLetter, InboundMessage, MailboxState, utcnow
 from inbox.ports import Cursor, FetchedMessage, MailboxStore, WatcherStatus
@@ -99,6 +100,7 @@ class DatabaseMailboxStore(MailboxStore):
     async def _store_batch(
         self, mailbox: str, uidvalidity: int, messages: Sequence[FetchedMessage]
     ) -> None:
+        crashpoint("after_fetch")
         async with self.db.write() as session:
             existing = set(
                 (
@@ -132,6 +134,8 @@ class DatabaseMailboxStore(MailboxStore):
             if state.uidvalidity == uidvalidity and highest > state.last_uid:
                 state.last_uid = highest
             state.last_sync_at = utcnow()
+        crashpoint("after_raw_commit")
+        crashpoint("after_cursor_advance")
 
     async def _oversized(self, session: Any, row: InboundMessage, message: FetchedMessage) -> None:
         reason = f"message is {message.size:,} bytes, over the size cap; not fetched"

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 
 from codered import audit
+from codered.crashpoints import crashpoint
 from codered.db.engine import Database
 from codered.db.models import OutboxMessage, utcnow
 from mailer.deliver import DeliveryError, SmtpServer, deliver
@@ -150,6 +151,7 @@ class OutboxWorker:
             row = await session.get(OutboxMessage, outbox_id)
             assert row is not None
             envelope_from, recipients, raw = row.envelope_from, list(row.recipients), row.raw
+        crashpoint("before_smtp_data")
         try:
             result = await deliver(self.server, envelope_from, recipients, raw)
         except DeliveryError as exc:
@@ -157,6 +159,7 @@ class OutboxWorker:
         except Exception as exc:  # an unexpected bug must not strand the row
             log.exception("outbox %s: unexpected error while sending", outbox_id)
             return await self._failed(outbox_id, DeliveryError(f"{exc!r}", permanent=False))
+        crashpoint("after_smtp_250")
         return await self._sent(outbox_id, result.reply)
 
     async def _sent(self, outbox_id: int, reply: str) -> SendResult:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codered import audit
+from codered.crashpoints import crashpoint
 from codered.db.engine import Database
 from codered.db.models import DeadLetter, InboundMessage, Incident, OutboxMessage, utcnow
 from codered.settings import Settings
@@ -230,6 +231,7 @@ class Pipeline:
                 },
                 incident_id=row.incident_id,
             )
+        crashpoint("after_decision_commit")
         if decision.action is Action.ACKNOWLEDGE:
             self.on_outbox()
         return Outcome(

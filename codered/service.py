@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from codered.db.engine import Database
 from codered.db.migrate import upgrade
+from codered.mailbox_lock import hold_mailbox
 from codered.mailstore import DatabaseMailboxStore
 from codered.outbox import OutboxWorker
 from codered.pipeline import Classifier, Outcome, Pipeline
@@ -110,14 +111,14 @@ class Service:
         def wake_pipeline() -> None:
             loop.call_soon_threadsafe(self._pipeline_wakeup.set)
 
-        for mailbox in self.settings.mailboxes:
-            watcher = MailboxWatcher(imap_account(mailbox), self.store, on_stored=wake_pipeline)
-            self.watchers.append(watcher)
-            watcher.start()
-        log.info("codered is watching %d mailbox(es)", len(self.watchers))
+        watch_tasks = [
+            asyncio.create_task(self._watch(mailbox, stop, wake_pipeline), name=mailbox.name)
+            for mailbox in self.settings.mailboxes
+        ]
+        log.info("codered serves %d mailbox(es)", len(watch_tasks))
         if self.hooks.on_ready is not None:
             self.hooks.on_ready()
-        tasks = []
+        tasks: list[asyncio.Task[None]] = []
         if self.pipeline.classifier is not None:
             # Load the model client in the background now, not when the first complaint waits.
             tasks.append(asyncio.create_task(self.pipeline.classifier.prepare(), name="warm-up"))
@@ -128,13 +129,34 @@ class Service:
         try:
             await stop.wait()
         finally:
-            await asyncio.gather(
-                *(asyncio.to_thread(w.stop) for w in self.watchers), return_exceptions=True
-            )
-            for task in tasks:
+            # Watchers end on ``stop`` by themselves (their threads are joined); only then do
+            # the workers go, so no watcher commits into a closed database.
+            await asyncio.wait(watch_tasks, timeout=30)
+            for task in [*watch_tasks, *tasks]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*watch_tasks, *tasks, return_exceptions=True)
             await self.db.dispose()
+
+    async def _watch(
+        self, mailbox: MailboxSettings, stop: asyncio.Event, wake: Callable[[], None]
+    ) -> None:
+        """Watch one mailbox while this process holds its lock; stand by otherwise."""
+        assert self.store is not None
+        while not stop.is_set():
+            async with hold_mailbox(self.db, mailbox.name, stop) as lost:
+                if lost is None:
+                    return
+                watcher = MailboxWatcher(imap_account(mailbox), self.store, on_stored=wake)
+                self.watchers.append(watcher)
+                watcher.start()
+                waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
+                try:
+                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
+                    await asyncio.to_thread(watcher.stop)
+                    self.watchers.remove(watcher)
 
     async def _pipeline_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

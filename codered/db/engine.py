@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -54,6 +55,10 @@ class Database:
         options: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            if make_url(url).get_driver_name() == "asyncpg":
+                # Operators can tell codered's connections (and which process) in pg_stat_activity.
+                name = f"codered pid {os.getpid()}"
+                options["connect_args"] = {"server_settings": {"application_name": name}}
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self.write_engine: AsyncEngine = self.engine
         if self.is_sqlite:
