@@ -134,9 +134,3 @@ def _parse(value: str) -> _Target | ValueError | None:
 
 def _unknown(name: str, where: str) -> str:
     return f"{where}: unknown crash point {name!r}; valid points: {', '.join(CRASH_POINTS)}"
-
-
-def _reset_for_tests() -> None:
-    """Forget what was read, so the next call reads the environment again."""
-    global _target
-    _target = _UNREAD

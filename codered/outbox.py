@@ -10,6 +10,7 @@ UPDATE and documented in the README.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -32,9 +33,16 @@ __all__ = ["OutboxWorker", "SendResult", "retry_failed", "worker_identity"]
 log = logging.getLogger(__name__)
 
 
+_OUR_IDENTITIES: set[str] = set()
+"""Identities handed out in this process: a lease with our pid but another identity was
+left by an earlier process that had the same pid (common after a container restart)."""
+
+
 def worker_identity() -> str:
     """``host:pid:random``: unique per process, and tells us whether a lease holder may be alive."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    _OUR_IDENTITIES.add(identity)
+    return identity
 
 
 def _holder_is_dead(owner: str | None) -> bool:
@@ -47,7 +55,7 @@ def _holder_is_dead(owner: str | None) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False
+        return owner not in _OUR_IDENTITIES
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -86,12 +94,21 @@ class OutboxWorker:
         self.identity = identity or worker_identity()
         self.clock = clock
 
-    async def send_due(self, limit: int = 20) -> list[SendResult]:
-        """Claim and send what is due now; returns what happened to each row."""
-        claimed = await self._claim(limit)
-        results = []
-        for outbox_id in claimed:
-            results.append(await self._send(outbox_id))
+    async def send_due(
+        self, limit: int = 20, stop: asyncio.Event | None = None
+    ) -> list[SendResult]:
+        """Send what is due now, one row at a time; returns what happened to each row.
+
+        One claim per send keeps ``attempts`` honest (a crash costs only the row in flight)
+        and lets a stopping service finish the current row and then stop between rows,
+        rather than being cancelled between the server's 250 and our commit.
+        """
+        results: list[SendResult] = []
+        while len(results) < limit and not (stop is not None and stop.is_set()):
+            claimed = await self._claim(1)
+            if not claimed:
+                break
+            results.append(await self._send(claimed[0]))
         return results
 
     async def next_due_in(self) -> float | None:

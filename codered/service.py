@@ -129,9 +129,15 @@ class Service:
         try:
             await stop.wait()
         finally:
+            self._outbox_wakeup.set()
+            self._pipeline_wakeup.set()
             # Watchers end on ``stop`` by themselves (their threads are joined); only then do
-            # the workers go, so no watcher commits into a closed database.
+            # the workers go, so no watcher commits into a closed database. The outbox loop
+            # finishes the row it is sending (cancelling it after the server's 250 but before
+            # our commit would send that message again on the next start).
             await asyncio.wait(watch_tasks, timeout=30)
+            grace = self.settings.smtp.timeout_seconds * 2 + 5
+            await asyncio.wait([t for t in tasks if t.get_name() == "outbox"], timeout=grace)
             for task in [*watch_tasks, *tasks]:
                 task.cancel()
             await asyncio.gather(*watch_tasks, *tasks, return_exceptions=True)
@@ -178,7 +184,7 @@ class Service:
         while not stop.is_set():
             self._outbox_wakeup.clear()
             try:
-                results = await self.outbox.send_due()
+                results = await self.outbox.send_due(stop=stop)
                 wait = await self.outbox.next_due_in()
             except Exception:
                 log.exception("outbox pass failed; retrying shortly")
