@@ -8,12 +8,9 @@ the listing commands read, so the tests check the outcome through the CLI too.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from email.utils import parseaddr
@@ -23,6 +20,7 @@ from typing import Any
 import pytest
 
 from codered.demo_samples import build_samples
+from tests.support.cli import cli_env, codered_command
 
 pytestmark = pytest.mark.slow
 
@@ -40,31 +38,12 @@ NEVER_ANSWERED = {
 }
 
 
-def codered_command() -> list[str]:
-    """The installed console script beside this interpreter, else on PATH, else via -c."""
-    beside = Path(sys.executable).parent / "codered"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
-    found = shutil.which("codered")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from codered.cli import main; main()"]
-
-
-def demo_env() -> dict[str, str]:
-    """A wide dumb terminal; this checkout first on the path, whatever the install points at."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CODERED_")}
-    path = [str(CHECKOUT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    env.update(COLUMNS="200", TERM="dumb", PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(path))
-    return env
-
-
 def listing(kind: str, config: Path) -> list[dict[str, Any]]:
     completed = subprocess.run(
         [*codered_command(), kind, "list", "--json", "--config", str(config)],
         capture_output=True,
         text=True,
-        env=demo_env(),
+        env=cli_env(),
         timeout=60,
         check=False,
     )
@@ -90,7 +69,7 @@ def test_demo_acknowledges_the_complaints_and_leaves_the_rest_alone(tmp_path: Pa
         [*codered_command(), "demo", "--duration", "20", "--data-dir", str(data)],
         capture_output=True,
         text=True,
-        env=demo_env(),
+        env=cli_env(),
         timeout=90,
         check=False,
     )
@@ -161,7 +140,7 @@ def test_ctrl_c_stops_a_running_demo_cleanly(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=demo_env(),
+        env=cli_env(),
     )
     output = _Output(process)
     try:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import email
 import json
-import os
-import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -30,6 +27,7 @@ from codered.embedded import EmbeddedImapServer, SmtpSink, free_port
 from codered.settings import Settings
 from tests.e2e.helpers import dead_letters, inbound, incidents, outbox, processed
 from tests.support import mail
+from tests.support.cli import cli_env, codered_command, write_config
 from tests.support.service import RunningService, make_settings, wait_until
 
 INCIDENT_KEYS = {
@@ -44,34 +42,9 @@ INCIDENT_KEYS = {
 }
 OUTBOX_KEYS = {"message_id", "to", "subject", "kind", "status", "attempts", "sent_at", "last_error"}
 DEAD_LETTER_KEYS = {"reason", "when", "mailbox"}
-CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 # --- running the command -------------------------------------------------------------------
-
-
-def codered_command() -> list[str]:
-    """The installed console script beside this interpreter, else on PATH, else via -c."""
-    beside = Path(sys.executable).parent / "codered"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
-    found = shutil.which("codered")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from codered.cli import main; main()"]
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """The test's environment without any CODERED_* variable, a wide terminal and no colour.
-
-    ``PYTHONPATH`` starts with this checkout, so the command runs the code under test even
-    when the editable install points at another copy.
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CODERED_")}
-    path = [str(CHECKOUT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    env.update(COLUMNS="200", TERM="dumb", PYTHONPATH=os.pathsep.join(path))
-    env.update(extra)
-    return env
 
 
 @dataclass(frozen=True)
@@ -125,55 +98,6 @@ def codered_all(*commands: tuple[str | Path, ...]) -> list[Result]:
 
 
 # --- writing configuration files -----------------------------------------------------------
-
-
-def _s(value: str) -> str:
-    """A TOML basic string (JSON's escapes are a subset of TOML's)."""
-    return json.dumps(value)
-
-
-def config_text(
-    settings: Settings, *, smtp_port: int | None = None, imap_password: str | None = None
-) -> str:
-    """``settings`` as the TOML file an operator would write (one mailbox, plain SMTP)."""
-    company, smtp = settings.company, settings.smtp
-    [box] = settings.mailboxes
-    return f"""\
-[database]
-url = {_s(settings.database.url)}
-
-[company]
-name = {_s(company.name)}
-timezone = {_s(company.timezone)}
-business_hours = {_s(company.business_hours)}
-business_days = {_s(company.business_days)}
-holidays = {_s(company.holidays)}
-
-[[mailboxes]]
-name = {_s(box.name)}
-address = {_s(box.address)}
-imap_host = {_s(box.imap_host)}
-imap_port = {box.imap_port}
-imap_security = {_s(box.imap_security)}
-imap_username = {_s(box.imap_username)}
-imap_password = {_s(box.password() if imap_password is None else imap_password)}
-folder = {_s(box.folder)}
-
-[smtp]
-host = {_s(smtp.host)}
-port = {smtp.port if smtp_port is None else smtp_port}
-security = "none"
-from_name = {_s(smtp.from_name)}
-timeout_seconds = {smtp.timeout_seconds}
-
-[llm]
-model = "offline"
-"""
-
-
-def write_config(path: Path, settings: Settings, **changes: Any) -> Path:
-    path.write_text(config_text(settings, **changes), encoding="utf-8")
-    return path
 
 
 def sqlite_path(settings: Settings) -> Path:

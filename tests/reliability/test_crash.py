@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -43,6 +41,7 @@ from codered.embedded import ReceivedMail, SmtpSink
 from codered.settings import Settings
 from tests.e2e.helpers import inbound, incidents, outbox
 from tests.support import mail
+from tests.support.cli import codered_command, write_config
 from tests.support.dovecot import DovecotServer
 from tests.support.service import make_settings, query
 
@@ -58,16 +57,6 @@ READY_LINE = "connected, cursor at UID"
 
 
 # --- the codered process ------------------------------------------------------------------------
-
-
-def codered_command() -> list[str]:
-    """The installed ``codered`` script of this interpreter, else the module through it."""
-    script = shutil.which("codered", path=str(Path(sys.executable).parent)) or shutil.which(
-        "codered"
-    )
-    if script:
-        return [script]
-    return [sys.executable, "-c", "from codered.cli import main; main()"]
 
 
 class Codered:
@@ -156,53 +145,17 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Codered]]:
 # --- configuration and state ----------------------------------------------------------------------
 
 
-def _toml(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def configure(tmp_path: Path, dovecot: DovecotServer, sink: SmtpSink) -> tuple[Path, Settings]:
     """Write ``codered.toml`` for the subprocess; the same settings for reading its database."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'codered.db'}"
-    config = tmp_path / "codered.toml"
-    config.write_text(
-        f"""\
-[database]
-url = {_toml(url)}
-
-[company]
-name = "Acme Cloud"
-timezone = "Europe/Berlin"
-business_hours = "09:00-17:00"
-business_days = "mon-fri"
-holidays = "DE"
-
-[[mailboxes]]
-name = {_toml(MAILBOX)}
-address = "support@acme.example"
-imap_host = "127.0.0.1"
-imap_port = {dovecot.port}
-imap_security = "none"
-imap_username = {_toml(dovecot.username)}
-imap_password = {_toml(dovecot.password)}
-poll_interval_seconds = 1.0
-
-[smtp]
-host = "127.0.0.1"
-port = {sink.port}
-security = "none"
-from_name = "Acme Customer Success"
-timeout_seconds = {SMTP_TIMEOUT_SECONDS}
-"""
-    )
     settings = make_settings(
         tmp_path,
         dovecot.port,
         sink.port,
         username=dovecot.username,
         password=dovecot.password,
-        database_url=url,
+        smtp={"timeout_seconds": SMTP_TIMEOUT_SECONDS},
     )
-    return config, settings
+    return write_config(tmp_path / "codered.toml", settings), settings
 
 
 def cursor(settings: Settings) -> MailboxState | None:

@@ -1,0 +1,88 @@
+"""Running the real ``codered`` command in tests, and writing the config file it reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from codered.settings import Settings
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def codered_command() -> list[str]:
+    """The installed console script beside this interpreter, else on PATH, else via -c."""
+    beside = Path(sys.executable).parent / "codered"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    found = shutil.which("codered")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from codered.cli import main; main()"]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any CODERED_* variable, a wide terminal and no colour.
+
+    ``PYTHONPATH`` starts with this checkout, so the command runs the code under test even
+    when the editable install points at another copy.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODERED_")}
+    path = [str(CHECKOUT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env.update(COLUMNS="200", TERM="dumb", PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(path))
+    env.update(extra)
+    return env
+
+
+def _s(value: str) -> str:
+    """A TOML basic string (JSON's escapes are a subset of TOML's)."""
+    return json.dumps(value)
+
+
+def config_text(
+    settings: Settings, *, smtp_port: int | None = None, imap_password: str | None = None
+) -> str:
+    """``settings`` as the TOML file an operator would write (one mailbox, plain SMTP)."""
+    company, smtp = settings.company, settings.smtp
+    [box] = settings.mailboxes
+    return f"""\
+[database]
+url = {_s(settings.database.url)}
+
+[company]
+name = {_s(company.name)}
+timezone = {_s(company.timezone)}
+business_hours = {_s(company.business_hours)}
+business_days = {_s(company.business_days)}
+holidays = {_s(company.holidays)}
+
+[[mailboxes]]
+name = {_s(box.name)}
+address = {_s(box.address)}
+imap_host = {_s(box.imap_host)}
+imap_port = {box.imap_port}
+imap_security = {_s(box.imap_security)}
+imap_username = {_s(box.imap_username)}
+imap_password = {_s(box.password() if imap_password is None else imap_password)}
+folder = {_s(box.folder)}
+poll_interval_seconds = {box.poll_interval_seconds}
+
+[smtp]
+host = {_s(smtp.host)}
+port = {smtp.port if smtp_port is None else smtp_port}
+security = "none"
+from_name = {_s(smtp.from_name)}
+timeout_seconds = {smtp.timeout_seconds}
+
+[llm]
+model = "offline"
+"""
+
+
+def write_config(path: Path, settings: Settings, **changes: Any) -> Path:
+    path.write_text(config_text(settings, **changes), encoding="utf-8")
+    return path
