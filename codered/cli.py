@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["app", "main"]
 
@@ -91,22 +92,36 @@ def _print_rows(
         console.print(f"[dim]no {title.lower()}[/]")
         return
     table = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        table.add_column(column.replace("_", " "), overflow="fold")
-    for row in rows:
-        table.add_row(*[_cell(row.get(c)) for c in columns])
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [
+        max(len(column), *(len(Text.from_markup(line[i]).plain) for line in cells))
+        for i, column in enumerate(columns)
+    ]
+    free = [i for i, column in enumerate(columns) if column in _FREE_TEXT]
+    fixed = sum(w for i, w in enumerate(widths) if i not in free) + 3 * len(columns) + 1
+    # Every row stays on one line: identifiers and times whole (they get copied into the next
+    # command), long free text shortened to what the terminal has left (``--json`` has it all).
+    budget = max(12, (console.width - fixed) // max(len(free), 1))
+    for i, column in enumerate(columns):
+        width = min(widths[i], budget) if i in free else widths[i]
+        table.add_column(column.replace("_", " "), no_wrap=True, overflow="ellipsis", width=width)
+    for line in cells:
+        table.add_row(*line)
     console.print(table)
+
+
+_FREE_TEXT = frozenset({"subject", "reason", "last_error"})
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "[dim]-[/]"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
+        return escape(", ".join(str(v) for v in value))
     text = str(value)
     if len(text) >= 19 and text[4:5] == "-" and text[10:11] == "T":  # ISO time: minute precision
         return text[:16].replace("T", " ") + " UTC"
-    return text.replace("[", "\\[")
+    return escape(text)
 
 
 async def _with_db(
@@ -157,7 +172,7 @@ def check(config: ConfigOption = None) -> None:
             if not result.ok
             else ("[yellow]WARN[/]" if result.warning else "[green] OK [/]")
         )
-        console.print(f"{mark} {result.name}: {result.detail}", highlight=False)
+        console.print(f"{mark} {escape(result.name)}: {escape(result.detail)}", highlight=False)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -270,9 +285,11 @@ def outbox_retry(
     try:
         result = _run(_with_db(settings, _work))
     except (LookupError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
-    console.print(f"outbox {result.outbox_id}: {result.status} ({result.detail})", highlight=False)
+    console.print(
+        f"outbox {result.outbox_id}: {result.status} ({escape(result.detail)})", highlight=False
+    )
     if result.status != "sent":
         raise typer.Exit(1)
 
@@ -321,11 +338,12 @@ def deadletters_retry(
     try:
         outcome = _run(_with_db(settings, _work))
     except (LookupError, ValueError, RuntimeError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     ref = f" ({outcome.incident_reference})" if outcome.incident_reference else ""
     console.print(
-        f"dead letter {dead_letter_id}: {outcome.action}{ref}: {outcome.reason}", highlight=False
+        f"dead letter {dead_letter_id}: {outcome.action}{ref}: {escape(outcome.reason)}",
+        highlight=False,
     )
     if outcome.action == "dead_letter":
         raise typer.Exit(1)

@@ -315,7 +315,7 @@ def run_demo(
                     f"[cyan]{folder}[/]"
                     + (" (temporary; keep it with --data-dir)" if data_dir is None else "")
                     + ", and the real service.\n"
-                    "Twelve sample emails arrive; complaints get an acknowledgement with a "
+                    "Thirteen sample emails arrive; complaints get an acknowledgement with a "
                     "reply-by time, machines and\nfriendly mail get nothing.",
                     border_style="red",
                 )
