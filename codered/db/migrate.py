@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from codered.db.engine import Database
@@ -31,6 +32,10 @@ async def upgrade(db: Database) -> None:
     """Bring the schema to the newest revision; a no-op when it already is."""
 
     def _run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Several processes may start at once on a new database: one migrates, the
+            # others wait here and then find nothing left to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(7243102)"))
         config = _alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

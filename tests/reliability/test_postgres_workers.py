@@ -1,0 +1,112 @@
+"""Two ``codered run`` processes on one PostgreSQL database: no outbox row is sent twice,
+only one process watches the mailbox, and the other takes over when that one is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from codered.db.engine import Database
+from codered.embedded import EmbeddedImapServer, SmtpSink
+from codered.mailbox_lock import lock_key
+from tests.e2e.helpers import outbox
+from tests.support import mail
+from tests.support.cli import cli_env, codered_command, write_config
+from tests.support.postgres import postgres_database
+from tests.support.service import make_settings, query, wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*codered_command(), "run", "--config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=cli_env(),
+        )
+
+
+def _lock_holder_pid(settings: object) -> int | None:
+    """The OS pid of the codered process holding the mailbox lock (from application_name)."""
+
+    async def work(db: Database) -> int | None:
+        async with db.read() as session:
+            name = await session.scalar(
+                text(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+                    "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+                    "AND ((l.classid::bigint << 32) | l.objid::bigint) = :key"
+                ),
+                {"key": lock_key("support")},
+            )
+        return int(name.rsplit(" ", 1)[1]) if name else None
+
+    return query(settings, work)  # type: ignore[arg-type]
+
+
+def test_two_processes_share_the_work_and_take_over_the_mailbox(
+    pymap_server: EmbeddedImapServer, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    with postgres_database() as url:
+        settings = make_settings(tmp_path, pymap_server.port, smtp_sink.port, database_url=url)
+        config = write_config(tmp_path / "codered.toml", settings)
+        processes = [_start(config, tmp_path / f"run{n}.log") for n in range(2)]
+        try:
+            holder = wait_until(lambda: _lock_holder_pid(settings), 30, "a process holds the lock")
+            assert holder in {p.pid for p in processes}
+            for number in range(12):
+                pymap_server.append(
+                    mail.billing_complaint(sender=f"C{number} <c{number}@contoso.example>")[1]
+                )
+            smtp_sink.wait_for(12, timeout=40)
+
+            # Kill the watching process outright; the other must take the mailbox over.
+            os.kill(holder, signal.SIGKILL)
+            victim = next(p for p in processes if p.pid == holder)
+            victim.wait(10)  # reaped, as an init system would: its leases may be taken at once
+            survivor = next(p for p in processes if p.pid != holder)
+            wait_until(
+                lambda: _lock_holder_pid(settings) == survivor.pid, 30, "the survivor takes over"
+            )
+            for number in range(12, 15):
+                pymap_server.append(
+                    mail.billing_complaint(sender=f"C{number} <c{number}@contoso.example>")[1]
+                )
+            smtp_sink.wait_for(15, timeout=40)
+            wait_until(
+                lambda: all(r.status == "sent" for r in outbox(settings)), 30, "every row sent"
+            )
+            survivor.send_signal(signal.SIGTERM)
+            assert survivor.wait(20) == 0
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                process.wait(10)
+        logs = "".join(p.read_text() for p in tmp_path.glob("run*.log"))
+        assert "Traceback" not in logs, logs[-3000:]
+        ids = Counter(
+            m.raw.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0] for m in smtp_sink.messages
+        )
+        rows = outbox(settings)
+        assert len(rows) == 15 and all(r.status == "sent" for r in rows)
+        # A copy may repeat only for a row that was in flight when its process was killed.
+        repeated = {i for i, n in ids.items() if n > 1}
+        in_flight = {r.message_id.encode() for r in rows if r.attempts > 1}
+        assert repeated <= in_flight, (repeated, in_flight)
+        assert len(ids) == 15
+
+
+def test_lock_keys_are_stable_and_distinct() -> None:
+    assert lock_key("support") == lock_key("support")
+    assert lock_key("support") != lock_key("billing")
+    assert -(2**63) <= lock_key("support") < 2**63
