@@ -55,7 +55,9 @@ class DatabaseMailboxStore(MailboxStore):
     async def _load_cursor(self, mailbox: str) -> Cursor | None:
         async with self.db.read() as session:
             state = await session.get(MailboxState, mailbox)
-            return None if state is None else Cursor(state.uidvalidity, state.last_uid)
+            if state is None:
+                return None
+            return Cursor(state.uidvalidity, state.last_uid, state.last_sync_at)
 
     def save_baseline(self, mailbox: str, cursor: Cursor) -> None:
         self._run(self._save_baseline(mailbox, cursor))

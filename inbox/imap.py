@@ -16,6 +16,7 @@ import select
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from imapclient import IMAPClient
@@ -319,6 +320,19 @@ def message_ids_in_folder(client: Any, chunk: int) -> dict[str, list[int]]:
             if message_id is not None:
                 uids_by_id.setdefault(message_id, []).append(uid)
     return uids_by_id
+
+
+def internal_dates(client: Any, uids: Sequence[int], chunk: int) -> dict[int, datetime]:
+    """UID → the server's arrival time (INTERNALDATE, RFC 3501 2.3.3), timezone-aware."""
+    dates: dict[int, datetime] = {}
+    for start in range(0, len(uids), chunk):
+        part = list(uids[start : start + chunk])
+        for uid, data in client.fetch(part, ["INTERNALDATE"]).items():
+            value = data.get(b"INTERNALDATE")
+            if isinstance(value, datetime):
+                # imapclient gives local naive times unless told otherwise.
+                dates[uid] = value if value.tzinfo else value.astimezone()
+    return dates
 
 
 def fetch_messages(

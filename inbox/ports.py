@@ -51,6 +51,10 @@ class Cursor:
 
     uidvalidity: int
     last_uid: int
+    history_before: datetime | None = None
+    """When the mailbox was last in sync. After a renumbering (UIDVALIDITY change), a
+    message we do not know whose server date (INTERNALDATE) is older than this was history
+    when we baselined, so it is skipped rather than treated as new mail."""
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ from inbox.imap import (
     fetch_messages,
     fetch_one,
     input_pending,
+    internal_dates,
     message_ids_in_folder,
     socket_readable,
     supports_idle,
@@ -281,12 +282,28 @@ class MailboxWatcher:
         relink = {mid: uids[0] for mid, uids in uids_by_id.items() if mid in known}
         if relink:
             self._call_store("relink", self._store.relink, name, uidvalidity, relink)
+        skip = {uid for mid in relink for uid in uids_by_id[mid]}
+        history = self._history(client, old, skip)
         self._call_store(
             "uidvalidity_changed", self._store.uidvalidity_changed, name, old, uidvalidity,
             len(relink),
         )  # fmt: skip
-        self._relinked = {uidvalidity: frozenset(uid for mid in relink for uid in uids_by_id[mid])}
+        if history:
+            log.warning(
+                "mailbox %s: %d unknown messages date from before the last sync: history, "
+                "not acknowledged", name, len(history),
+            )  # fmt: skip
+        self._relinked = {uidvalidity: frozenset(skip | history)}
         return Cursor(uidvalidity, 0)
+
+    def _history(self, client: Any, old: Cursor, known: set[int]) -> set[int]:
+        """Unknown messages the server dates before our last sync: they were there when we
+        baselined (invariant 4), so a renumbering must not make them look new."""
+        if old.history_before is None:
+            return set()
+        unknown = sorted(set(client.search("ALL")) - known)
+        dates = internal_dates(client, unknown, _HEADER_CHUNK)
+        return {uid for uid, arrived in dates.items() if arrived < old.history_before}
 
     # --- catching up ------------------------------------------------------------------------
 
