@@ -147,7 +147,14 @@ def run(
     """Run the service: watch every mailbox, acknowledge complaints, deliver the outbox."""
     settings = _settings(config)
     _setup_logging(verbose)
+    from codered.crashpoints import check_environment
     from codered.service import Service
+
+    try:
+        check_environment()
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
 
     async def _main() -> None:
         stop = asyncio.Event()

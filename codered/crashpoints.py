@@ -50,7 +50,7 @@ import os
 import threading
 from typing import Final
 
-__all__ = ["CRASH_POINTS", "ENV_VAR", "EXIT_CODE", "crashpoint"]
+__all__ = ["CRASH_POINTS", "ENV_VAR", "EXIT_CODE", "check_environment", "crashpoint"]
 
 CRASH_POINTS: Final = (
     "after_fetch",
@@ -106,6 +106,14 @@ def crashpoint(name: str) -> None:
     message = f"codered: crash point {name} reached (pass {target.seen}); exiting now\n"
     os.write(2, message.encode())
     os._exit(EXIT_CODE)
+
+
+def check_environment() -> None:
+    """Raise ValueError now for a bad ``CODERED_CRASH_AT``, rather than deep in a watcher
+    thread (which would report it and retry forever)."""
+    target = _target if not isinstance(_target, _Unread) else _load()
+    if isinstance(target, ValueError):
+        raise target
 
 
 def _load() -> _Target | ValueError | None:

@@ -500,3 +500,10 @@ def test_outbox_retry_resends_a_failed_message_with_the_same_message_id(
     assert "already sent" in again.err
     assert len(smtp_sink.messages) == 1
     assert unknown.code == 1 and "no outbox message" in unknown.err
+
+
+def test_a_bad_crash_point_stops_run_at_start_with_the_valid_names(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "codered.toml", _valid_settings(tmp_path, "crash.db"))
+    result = codered("run", "--config", config, env=cli_env(CODERED_CRASH_AT="after_lunch:1"))
+    assert result.code == 2
+    assert "after_lunch" in result.err and "after_smtp_250" in result.err
