@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from codered.db.models import InboundMessage
 from codered.embedded import EmbeddedImapServer, SmtpSink
 from codered.settings import Settings
 from tests.e2e.helpers import inbound, processed
@@ -41,7 +42,7 @@ def _crlf(raw: bytes) -> bytes:
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def _rows_for(settings: Settings, message_id: str) -> list[object]:
+def _rows_for(settings: Settings, message_id: str) -> list[InboundMessage]:
     wanted = message_id.strip("<>")
     return [r for r in inbound(settings) if (r.message_id or "").strip("<>") == wanted]
 
