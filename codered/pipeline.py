@@ -16,13 +16,14 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codered import audit
 from codered.crashpoints import crashpoint
 from codered.db.engine import Database
 from codered.db.models import DeadLetter, InboundMessage, Incident, OutboxMessage, utcnow
+from codered.facts import gather_facts
 from codered.settings import Settings
 from codered.threads import find_thread_incident
 from inbox.language import detect_language
@@ -154,41 +155,7 @@ class Pipeline:
         return decide(email, facts, classification)
 
     async def _facts(self, session: AsyncSession, mailbox: str, email: InboundEmail) -> Facts:
-        incident = await find_thread_incident(session, email)
-        acks = 0
-        if email.reply_address is not None:
-            since = self.clock() - timedelta(hours=24)
-            acks = (
-                await session.scalar(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .join(Incident, Incident.id == OutboxMessage.incident_id)
-                    .where(
-                        OutboxMessage.kind == "acknowledgement",
-                        Incident.customer_email == email.reply_address.email,
-                        OutboxMessage.created_at >= since,
-                    )
-                )
-                or 0
-            )
-        recent = await session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(
-                OutboxMessage.kind == "acknowledgement",
-                OutboxMessage.created_at >= self.clock() - timedelta(minutes=1),
-            )
-        )
-        authserv_id = self.settings.mailbox(mailbox).authserv_id
-        return Facts(
-            own_addresses=self.settings.own_addresses,
-            acknowledgements_to_sender_24h=acks,
-            sender_limit_24h=self.settings.limits.acknowledgements_per_sender_24h,
-            existing_incident=incident.reference if incident else None,
-            trusted_authserv_ids=frozenset({authserv_id.lower()}) if authserv_id else frozenset(),
-            acknowledgements_last_minute=recent or 0,
-            global_limit_per_minute=self.settings.limits.acknowledgements_per_minute,
-        )
+        return await gather_facts(session, self.settings, mailbox, email, self.clock())
 
     async def _record(
         self, inbound_id: int, email: InboundEmail, decision: Decision
