@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from codered.db.engine import Database
 from codered.db.migrate import upgrade
@@ -68,7 +68,6 @@ class ServiceHooks:
     on_sent: Callable[[int, str], None] | None = None
     on_ready: Callable[[], None] | None = None
     """Called once the schema is current and every watcher thread has started."""
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def _model_classifier(settings: Settings) -> Classifier | None:

@@ -41,6 +41,20 @@ class ConfigError(Exception):
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        """``key = ""`` for an optional key means "not set", as operators expect when they
+        blank out a value (an empty ``api_base`` must not reach the model client)."""
+        if not isinstance(data, dict):
+            return data
+        optional = {
+            name
+            for name, info in cls.model_fields.items()
+            if not info.is_required() and info.default is None
+        }
+        return {k: (None if k in optional and v == "" else v) for k, v in data.items()}
+
 
 def _secret(value: str | None, env_name: str | None, key: str, info: ValidationInfo) -> str | None:
     """Resolve ``key`` / ``key_env``: a named environment variable must exist when named.

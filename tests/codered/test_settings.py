@@ -109,3 +109,13 @@ def test_config_path_resolution_order(tmp_path: Path) -> None:
     assert resolve_config_path(given, {"CODERED_CONFIG": "b.toml"}) == given
     assert resolve_config_path(None, {"CODERED_CONFIG": "b.toml"}) == Path("b.toml")
     assert resolve_config_path(None, {}) == Path("codered.toml")
+
+
+def test_an_empty_optional_value_means_not_set(tmp_path: Path) -> None:
+    text = VALID.replace('model = "offline"', 'model = "openai/gpt-4o-mini"\napi_base = ""')
+    text = text.replace(
+        'username = "support@acme.example"\npassword_env', 'username = ""\npassword_env'
+    )
+    settings = load_settings(_write(tmp_path, text), ENV)
+    assert settings.llm.api_base is None
+    assert settings.smtp.username is None
