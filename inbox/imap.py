@@ -307,6 +307,23 @@ def input_pending(client: Any) -> bool:
         sock.settimeout(timeout)
 
 
+def take_exists_reports(client: Any) -> bool:
+    """Whether the server reported ``EXISTS`` since the last call, and forget those reports.
+
+    A session's view of a mailbox only grows when the server sends ``EXISTS``
+    (RFC 3501 7.3.1), and it may send it *with* the reply to a SEARCH that was
+    answered from the old view: pymap does exactly that, so the SEARCH finds
+    nothing while the new message is already announced. imapclient leaves such
+    reports in imaplib's ``untagged_responses``; we read and clear them there,
+    so a catch-up searches again instead of idling past the new mail. Anything
+    unexpected in imaplib's internals means "no report".
+    """
+    responses = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    if not isinstance(responses, dict):
+        return False
+    return bool(responses.pop("EXISTS", None))
+
+
 def message_ids_in_folder(client: Any, chunk: int) -> dict[str, list[int]]:
     """Message-ID → UIDs (ascending) for every message in the selected folder,
     reading only that header (``BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]``)."""

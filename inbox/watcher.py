@@ -68,6 +68,7 @@ from inbox.imap import (
     message_ids_in_folder,
     socket_readable,
     supports_idle,
+    take_exists_reports,
     uidnext,
 )
 from inbox.ports import Cursor, ImapAccount, MailboxStore, WatcherState, WatcherStatus
@@ -76,6 +77,9 @@ __all__ = ["ImapCheckError", "MailboxWatcher", "check_imap", "fetch_one"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+_MAX_ANNOUNCED_ROUNDS = 5
+"""Extra SEARCHes per catch-up when the server announced new mail with an empty answer."""
 
 _IDLE_TICK_SECONDS = 1.0
 """How often an IDLE wait looks at the stop flag; bounds how long ``stop()`` takes."""
@@ -311,10 +315,18 @@ class MailboxWatcher:
         """Store everything above the cursor; repeat until a SEARCH finds nothing,
         so mail that arrived while we were fetching is not left for the next wake."""
         skip = self._relinked.get(cursor.uidvalidity, frozenset())
+        take_exists_reports(client)  # reports from before this SEARCH are covered by it
+        announced_rounds = 0
         while True:
             found = client.search(["UID", f"{cursor.last_uid + 1}:*"])
             new = sorted(u for u in found if u > cursor.last_uid and u not in skip)
             if not new:
+                # New mail announced alongside an empty answer is in the view only now;
+                # search once more (bounded: a server that keeps announcing nothing new
+                # must not keep us from IDLE).
+                if take_exists_reports(client) and announced_rounds < _MAX_ANNOUNCED_ROUNDS:
+                    announced_rounds += 1
+                    continue
                 break
             self._set_state(WatcherState.SYNCING)
             log.debug("mailbox %s: %d new messages", self.account.name, len(new))

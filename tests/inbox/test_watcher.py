@@ -391,3 +391,33 @@ def test_dovecot_crash_reconnects_and_catches_up(
     assert store.stored_ids() == [message_id]
     wait_idle(store, after=reports_before)
     assert WatcherState.CONNECTING in store.states()[reports_before:]
+
+
+class AppendingStore(MemoryStore):
+    """Delivers one more message to the server while the watcher stores the first batch:
+    the moment at which pymap announces new mail only alongside an empty SEARCH."""
+
+    def __init__(self, server: Any, raw: bytes) -> None:
+        super().__init__()
+        self.server, self.raw = server, raw
+
+    def store_batch(
+        self, mailbox: str, uidvalidity: int, messages: Sequence[FetchedMessage]
+    ) -> None:
+        super().store_batch(mailbox, uidvalidity, messages)
+        if len(self.batches) == 1:
+            self.server.append(self.raw)
+
+
+def test_mail_announced_with_an_empty_search_is_fetched_before_idling(
+    server: Any, running: Callable[..., MailboxWatcher]
+) -> None:
+    second_id, second = make_message("second")
+    store = AppendingStore(server, second)
+    running(server.account(**FAST), store)
+    wait_idle(store)
+    first_id, first = make_message("first")
+    server.append(first)
+    # Without a second SEARCH the watcher would IDLE past the second message until renewal.
+    store.wait(lambda: len(store.messages) == 2, 5.0, "both messages")
+    assert store.stored_ids() == [first_id, second_id]

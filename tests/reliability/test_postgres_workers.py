@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from codered.db.engine import Database
+from codered.db.models import MailboxState
 from codered.embedded import EmbeddedImapServer, SmtpSink
 from codered.mailbox_lock import lock_key
 from tests.e2e.helpers import outbox
@@ -53,6 +54,14 @@ def _lock_holder_pid(settings: object) -> int | None:
     return query(settings, work)  # type: ignore[arg-type]
 
 
+def _baselined(settings: object) -> bool:
+    async def work(db: Database) -> bool:
+        async with db.read() as session:
+            return await session.get(MailboxState, "support") is not None
+
+    return query(settings, work)  # type: ignore[arg-type]
+
+
 def test_two_processes_share_the_work_and_take_over_the_mailbox(
     pymap_server: EmbeddedImapServer, smtp_sink: SmtpSink, tmp_path: Path
 ) -> None:
@@ -63,6 +72,8 @@ def test_two_processes_share_the_work_and_take_over_the_mailbox(
         try:
             holder = wait_until(lambda: _lock_holder_pid(settings), 30, "a process holds the lock")
             assert holder in {p.pid for p in processes}
+            # Mail appended before the baseline would be history, never acknowledged.
+            wait_until(lambda: _baselined(settings), 30, "the mailbox baselined")
             for number in range(12):
                 pymap_server.append(
                     mail.billing_complaint(sender=f"C{number} <c{number}@contoso.example>")[1]
