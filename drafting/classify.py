@@ -62,6 +62,7 @@ class ModelClassifier:
                     temperature=llm.temperature,
                     timeout_seconds=llm.timeout_seconds,
                     max_tokens=min(llm.max_tokens, 400),
+                    max_attempts=1,  # the acknowledgement is waiting: no retries here
                 )
             )
         )
@@ -76,7 +77,7 @@ class ModelClassifier:
             {"role": "system", "content": prompts.load(self.PROMPT)},
             {"role": "user", "content": f"<email>\n{_delimit(email)}\n</email>"},
         ]
-        verdict = await self.client.complete_json(messages, ModelVerdict)
+        verdict = (await self.client.complete_json(messages, ModelVerdict)).value
         return Classification(
             is_complaint=verdict.is_complaint,
             category=verdict.category if verdict.is_complaint else None,
