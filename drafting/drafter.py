@@ -27,9 +27,9 @@ from drafting.schemas import SCHEMAS, DraftContent
 __all__ = [
     "PROMPTS",
     "RULES_PROMPT",
-    "DraftingError",
     "DraftResult",
     "Drafter",
+    "DraftingError",
     "ModelDrafter",
     "TemplateDrafter",
     "build_messages",
@@ -165,7 +165,8 @@ class ModelDrafter:
         try:
             answer = await self.client.complete_json(messages, SCHEMAS[ctx.kind])
         except ModelError as exc:
-            raise DraftingError(str(exc), drafter=self.name, prompt=prompt, calls=exc.calls) from exc
+            failure = DraftingError(str(exc), drafter=self.name, prompt=prompt, calls=exc.calls)
+            raise failure from exc
         content = answer.value
         return DraftResult(
             content,
