@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
-import sys
-from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
+
+from codered.cli_drafts import drafts_app, register_incident_commands
+from codered.cli_support import (
+    ConfigOption,
+    JsonOption,
+    LimitOption,
+    console,
+    err,
+    load_cli_settings,
+    print_rows,
+    run_async,
+    with_db,
+)
 
 __all__ = ["app", "main"]
-
-T = TypeVar("T")
 
 app = typer.Typer(
     name="codered",
@@ -36,38 +41,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(deadletters_app, name="deadletters")
-
-console = Console()
-err = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="TOML configuration file [default: $CODERED_CONFIG, then ./codered.toml].",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-LimitOption = Annotated[int, typer.Option("--limit", min=1, help="Most recent N rows.")]
-
-
-def _settings(config: Path | None) -> Any:
-    from codered.settings import ConfigError, load_settings, resolve_config_path
-
-    try:
-        return load_settings(resolve_config_path(config))
-    except ConfigError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _run(coro: Awaitable[T]) -> T:
-    async def _wrapped() -> T:
-        return await coro
-
-    return asyncio.run(_wrapped())
+app.add_typer(drafts_app, name="drafts")
+register_incident_commands(incidents_app)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -82,70 +57,13 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _print_rows(
-    rows: Sequence[dict[str, Any]], as_json: bool, columns: Sequence[str], title: str
-) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(list(rows), indent=2, ensure_ascii=False) + "\n")
-        return
-    if not rows:
-        console.print(f"[dim]no {title.lower()}[/]")
-        return
-    table = Table(title=title, title_justify="left", header_style="bold")
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [
-        max(len(column), *(len(Text.from_markup(line[i]).plain) for line in cells))
-        for i, column in enumerate(columns)
-    ]
-    free = [i for i, column in enumerate(columns) if column in _FREE_TEXT]
-    fixed = sum(w for i, w in enumerate(widths) if i not in free) + 3 * len(columns) + 1
-    # Every row stays on one line: identifiers and times whole (they get copied into the next
-    # command), long free text shortened to what the terminal has left (``--json`` has it all).
-    budget = max(12, (console.width - fixed) // max(len(free), 1))
-    for i, column in enumerate(columns):
-        width = min(widths[i], budget) if i in free else widths[i]
-        table.add_column(column.replace("_", " "), no_wrap=True, overflow="ellipsis", width=width)
-    for line in cells:
-        table.add_row(*line)
-    console.print(table)
-
-
-_FREE_TEXT = frozenset({"subject", "reason", "last_error"})
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "[dim]-[/]"
-    if isinstance(value, list):
-        return escape(", ".join(str(v) for v in value))
-    text = str(value)
-    if len(text) >= 19 and text[4:5] == "-" and text[10:11] == "T":  # ISO time: minute precision
-        return text[:16].replace("T", " ") + " UTC"
-    return escape(text)
-
-
-async def _with_db(
-    settings: Any, work: Callable[[Any], Awaitable[T]], *, migrate: bool = True
-) -> T:
-    from codered.db.engine import Database
-    from codered.db.migrate import upgrade
-
-    db = Database(settings.database.url)
-    try:
-        if migrate:
-            await upgrade(db)
-        return await work(db)
-    finally:
-        await db.dispose()
-
-
 @app.command()
 def run(
     config: ConfigOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the service: watch every mailbox, acknowledge complaints, deliver the outbox."""
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     _setup_logging(verbose)
     from codered.crashpoints import check_environment
     from codered.service import Service
@@ -169,10 +87,10 @@ def run(
 @app.command()
 def check(config: ConfigOption = None) -> None:
     """Test every connection (database, IMAP, SMTP, model) and report mailbox health."""
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     from codered.check import run_checks
 
-    results = _run(run_checks(settings))
+    results = run_async(run_checks(settings))
     for result in results:
         mark = (
             "[red]FAIL[/]"
@@ -202,13 +120,13 @@ def demo(
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
     """Create or upgrade the schema to the newest revision."""
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     from codered.db.migrate import current_revision, head_revision
 
     async def _work(db: Any) -> str | None:
         return await current_revision(db)
 
-    revision = _run(_with_db(settings, _work))
+    revision = run_async(with_db(settings, _work))
     console.print(f"schema is at revision {revision} (newest: {head_revision()})")
 
 
@@ -217,15 +135,15 @@ def incidents_list(
     config: ConfigOption = None, as_json: JsonOption = False, limit: LimitOption = 100
 ) -> None:
     """Incidents, newest first."""
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     from codered.queries import list_incidents
 
     async def _work(db: Any) -> list[dict[str, Any]]:
         async with db.read() as session:
             return await list_incidents(session, limit)
 
-    rows = _run(_with_db(settings, _work))
-    _print_rows(
+    rows = run_async(with_db(settings, _work))
+    print_rows(
         rows,
         as_json,
         [
@@ -250,15 +168,15 @@ def outbox_list(
     status: Annotated[str | None, typer.Option(help="pending, sending, sent or failed.")] = None,
 ) -> None:
     """Outgoing mail, newest first."""
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     from codered.queries import list_outbox
 
     async def _work(db: Any) -> list[dict[str, Any]]:
         async with db.read() as session:
             return await list_outbox(session, limit, status)
 
-    rows = _run(_with_db(settings, _work))
-    _print_rows(
+    rows = run_async(with_db(settings, _work))
+    print_rows(
         rows,
         as_json,
         [
@@ -282,7 +200,7 @@ def outbox_retry(
     config: ConfigOption = None,
 ) -> None:
     """Send a failed message again now (same bytes, same Message-ID)."""
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     from codered.outbox import OutboxWorker, SendResult, retry_failed
     from codered.service import smtp_server
 
@@ -290,7 +208,7 @@ def outbox_retry(
         return await retry_failed(OutboxWorker(db, smtp_server(settings)), outbox_id)
 
     try:
-        result = _run(_with_db(settings, _work))
+        result = run_async(with_db(settings, _work))
     except (LookupError, ValueError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
@@ -311,15 +229,15 @@ def deadletters_list(
     ] = False,
 ) -> None:
     """Messages that could not be processed, with the reason."""
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     from codered.queries import list_dead_letters
 
     async def _work(db: Any) -> list[dict[str, Any]]:
         async with db.read() as session:
             return await list_dead_letters(session, limit, include_retried=all_)
 
-    rows = _run(_with_db(settings, _work))
-    _print_rows(
+    rows = run_async(with_db(settings, _work))
+    print_rows(
         rows, as_json, ["id", "reason", "when", "mailbox", "uid", "size", "status"], "Dead letters"
     )
 
@@ -330,7 +248,7 @@ def deadletters_retry(
     config: ConfigOption = None,
 ) -> None:
     """Run a dead letter through the pipeline again (fetching it first if it was never fetched)."""
-    settings = _settings(config)
+    settings = load_cli_settings(config)
     from codered.deadletters import retry_dead_letter
     from codered.pipeline import Outcome, Pipeline
     from codered.service import imap_account
@@ -343,7 +261,7 @@ def deadletters_retry(
         return await retry_dead_letter(db, Pipeline(db, settings), dead_letter_id, fetch_raw)
 
     try:
-        outcome = _run(_with_db(settings, _work))
+        outcome = run_async(with_db(settings, _work))
     except (LookupError, ValueError, RuntimeError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None

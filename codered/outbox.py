@@ -28,7 +28,7 @@ from codered.db.engine import Database
 from codered.db.models import OutboxMessage, utcnow
 from mailer.deliver import DeliveryError, SmtpServer, deliver
 
-__all__ = ["OutboxWorker", "SendResult", "retry_failed", "worker_identity"]
+__all__ = ["OutboxWorker", "SendResult", "retry_failed", "send_now", "worker_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -256,4 +256,21 @@ async def retry_failed(worker: OutboxWorker, outbox_id: int) -> SendResult:
             actor="operator",
             incident_id=row.incident_id,
         )
+    return await worker._send(outbox_id)
+
+
+async def send_now(worker: OutboxWorker, outbox_id: int) -> SendResult | None:
+    """Send one pending row at once (``codered drafts approve``), unless a running service
+    has already claimed it: then None, and that service delivers it."""
+    now = worker.clock()
+    async with worker.db.write() as session:
+        row = await session.get(OutboxMessage, outbox_id, with_for_update=True)
+        if row is None:
+            raise LookupError(f"no outbox message with id {outbox_id}")
+        if row.status != "pending" or row.next_attempt_at > now:
+            return None
+        row.status = "sending"
+        row.lease_owner = worker.identity
+        row.lease_until = now + worker.lease
+        row.attempts += 1
     return await worker._send(outbox_id)

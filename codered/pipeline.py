@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -33,7 +33,7 @@ from mailer.compose import AcknowledgementFacts, ComposedMessage, compose_acknow
 from policies.detect import classify_offline
 from policies.model import Action, Category, Classification, Decision, Facts, RuleHit, Severity
 from policies.table import decide
-from policies.timeline import reply_by
+from policies.timeline import customer_zone, reply_by
 
 __all__ = ["Classifier", "Outcome", "Pipeline"]
 
@@ -349,13 +349,7 @@ class Pipeline:
         )
 
     def _display_tz(self, incident: Incident) -> tzinfo:
-        """The customer's UTC offset (from their Date header) where known, else our zone."""
-        minutes = incident.customer_utc_offset_minutes
-        if minutes is None or abs(minutes) > 14 * 60:
-            return self.calendar.tz
-        if minutes == 0:
-            return UTC
-        return timezone(timedelta(minutes=minutes))
+        return customer_zone(incident.customer_utc_offset_minutes, self.calendar.tz)
 
     async def _dead_letter(self, inbound_id: int, reason: str) -> Outcome | None:
         async with self.db.write() as session:

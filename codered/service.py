@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from codered.db.engine import Database
 from codered.db.migrate import upgrade
+from codered.drafts import DraftingWorker, make_drafter
 from codered.mailbox_lock import hold_mailbox
 from codered.mailstore import DatabaseMailboxStore
-from codered.outbox import OutboxWorker
+from codered.outbox import OutboxWorker, worker_identity
 from codered.pipeline import Classifier, Outcome, Pipeline
 from codered.settings import MailboxSettings, Settings
 from inbox.ports import ImapAccount, WatcherStatus
@@ -31,6 +32,8 @@ __all__ = ["Service", "ServiceHooks", "imap_account", "smtp_server"]
 log = logging.getLogger(__name__)
 
 SAFETY_NET_SECONDS = 5.0
+DRAFT_POLL_SECONDS = 2.0
+"""Drafts are requested from other processes (the CLI, later the web UI): look this often."""
 
 
 def imap_account(mailbox: MailboxSettings) -> ImapAccount:
@@ -71,7 +74,7 @@ class ServiceHooks:
 
 
 def _model_classifier(settings: Settings) -> Classifier | None:
-    if settings.llm.model == "offline":
+    if settings.llm.model == "offline" or not settings.llm.classify:
         return None
     from drafting.classify import ModelClassifier  # lazy: litellm costs seconds to import
 
@@ -99,6 +102,9 @@ class Service:
             max_attempts=settings.smtp.max_attempts,
             lease_seconds=settings.smtp.timeout_seconds * 3 + 30,
         )
+        self.drafting = DraftingWorker(
+            self.db, settings, make_drafter(settings), identity=worker_identity()
+        )
         self.watchers: list[MailboxWatcher] = []
         self.store: DatabaseMailboxStore | None = None
 
@@ -124,6 +130,8 @@ class Service:
         tasks += [
             asyncio.create_task(self._pipeline_loop(stop), name="pipeline"),
             asyncio.create_task(self._outbox_loop(stop), name="outbox"),
+            # Its own task: a model that takes a minute never holds up the pipeline.
+            asyncio.create_task(self._drafting_loop(stop), name="drafting"),
         ]
         try:
             await stop.wait()
@@ -197,6 +205,17 @@ class Service:
                 SAFETY_NET_SECONDS if wait is None else min(max(wait, 0.05), SAFETY_NET_SECONDS)
             )
             await _wait(self._outbox_wakeup, timeout)
+
+    async def _drafting_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                drafted = await self.drafting.run_requested()
+            except Exception:
+                log.exception("drafting pass failed; retrying shortly")
+                drafted = []
+            if not drafted:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), DRAFT_POLL_SECONDS)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

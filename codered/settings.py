@@ -149,12 +149,35 @@ class SmtpSettings(_Section):
 
 
 class LlmSettings(_Section):
+    """The language model for drafting (and, optionally, classifying); ``offline`` for none."""
+
     model: str = "offline"
     api_base: str | None = None
     api_key_env: str | None = None
-    temperature: float = 0.2
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     timeout_seconds: float = Field(default=20.0, gt=0)
-    max_tokens: int = 1200
+    """Per model call."""
+    max_tokens: int = Field(default=1200, ge=50)
+    """Longest answer the model may write."""
+    max_input_tokens: int = Field(default=6000, ge=1000)
+    """Longest prompt we send: long threads keep the newest messages."""
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Calls per draft for transient failures (429, 5xx, timeouts)."""
+    retry_deadline_seconds: float = Field(default=60.0, gt=0)
+    classify: bool = True
+    """Also classify incoming mail with the model (the offline scorer stays the fallback)."""
+
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError('name a litellm model string, or "offline"')
+        return value.strip()
+
+    def api_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The key from the environment variable named by ``api_key_env``, read when needed."""
+        env = os.environ if environ is None else environ
+        return env.get(self.api_key_env) if self.api_key_env else None
 
 
 class TimelineSettings(_Section):

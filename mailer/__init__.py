@@ -25,6 +25,7 @@ from .headers import (
     sanitize_header_value,
     sanitize_message_id,
 )
+from .reply import ReplyFacts, compose_reply, draft_message_id
 
 __all__ = [
     "LOOP_HEADER",
@@ -33,11 +34,14 @@ __all__ = [
     "ComposedMessage",
     "DeliveryError",
     "DeliveryResult",
+    "ReplyFacts",
     "SmtpServer",
     "acknowledgement_message_id",
     "check_smtp",
     "compose_acknowledgement",
+    "compose_reply",
     "deliver",
+    "draft_message_id",
     "format_reply_by",
     "greeting_name",
     "header_names",

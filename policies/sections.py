@@ -57,16 +57,16 @@ def heading(question: Question, language: str) -> str:
 
 
 def _heading_pattern() -> re.Pattern[str]:
-    names = sorted({h for table in HEADINGS.values() for h in table.values()}, key=len, reverse=True)
+    names = sorted(
+        {h for table in HEADINGS.values() for h in table.values()}, key=len, reverse=True
+    )
     alternatives = "|".join(re.escape(name) for name in names)
     # A heading is a line of its own, optionally decorated ("## What happened", "What happened:").
     return re.compile(rf"^[ \t#*_]*({alternatives})[ \t*_]*:?[ \t]*$", re.IGNORECASE | re.MULTILINE)
 
 
 _HEADING_LINE = _heading_pattern()
-_QUESTION_OF = {
-    h.lower(): question for table in HEADINGS.values() for question, h in table.items()
-}
+_QUESTION_OF = {h.lower(): question for table in HEADINGS.values() for question, h in table.items()}
 
 
 def split_sections(text: str) -> dict[Question, str]:

@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +34,7 @@ __all__ = [
     "BusinessCalendar",
     "Target",
     "add_business_time",
+    "customer_zone",
     "next_opening",
     "reply_by",
     "round_up_half_hour",
@@ -337,3 +338,13 @@ def reply_by(
     else:
         due = _utc(received_at) + span
     return round_up_half_hour(due, calendar.tz)
+
+
+def customer_zone(utc_offset_minutes: int | None, fallback: tzinfo) -> tzinfo:
+    """The zone to state times in: the customer's UTC offset (from their ``Date`` header)
+    where known and plausible, else ``fallback`` (the company's zone)."""
+    if utc_offset_minutes is None or abs(utc_offset_minutes) > 14 * 60:
+        return fallback
+    if utc_offset_minutes == 0:
+        return UTC
+    return timezone(timedelta(minutes=utc_offset_minutes))

@@ -26,10 +26,17 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 LANGUAGES = ("en", "de", "fr", "es")
 SHIPPED_DATA = [
     "prompts/classify.v1.txt",
+    "prompts/drafting_rules.v1.md",
+    "prompts/four_question_summary.v1.md",
+    "prompts/progress_update.v1.md",
+    "prompts/delay_notice.v1.md",
+    "prompts/call_recap.v1.md",
+    "prompts/blameless_rewrite.v1.md",
     *(f"mailer/templates/ack.{lang}.txt" for lang in LANGUAGES),
     "codered/migrations/env.py",
     "codered/migrations/script.py.mako",
     "codered/migrations/versions/0001_initial_schema.py",
+    "codered/migrations/versions/0002_drafts_notes_model_calls.py",
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -31,9 +32,12 @@ __all__ = [
     "AuditEntry",
     "Base",
     "DeadLetter",
+    "Draft",
     "InboundMessage",
     "Incident",
+    "IncidentNote",
     "MailboxState",
+    "ModelCall",
     "OutboxMessage",
     "utcnow",
 ]
@@ -198,3 +202,86 @@ class AuditEntry(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class IncidentNote(Base):
+    """A fact a CSM recorded on an incident: the only source a summary may draw from."""
+
+    __tablename__ = "incident_notes"
+    __table_args__ = (Index("ix_notes_incident", "incident_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    author: Mapped[str] = mapped_column(String(128))
+    about: Mapped[str | None] = mapped_column(String(32))
+    """Which of the four questions it answers (``policies.sections.Question``), if said."""
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Draft(Base):
+    """A drafted message waiting for a person: nothing in it is sent without approval."""
+
+    __tablename__ = "drafts"
+    __table_args__ = (
+        Index("ix_drafts_status", "status", "id"),
+        Index("ix_drafts_incident", "incident_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    """requested → drafting → pending → approved | rejected; or drafting → failed."""
+    requested_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    drafted_at: Mapped[datetime | None]
+    drafter: Mapped[str | None] = mapped_column(String(200))
+    """The model string, or ``offline-template``."""
+    template: Mapped[bool] = mapped_column(Boolean, default=False)
+    prompt: Mapped[str | None] = mapped_column(String(200))
+    """Prompt name and version, e.g. ``four_question_summary.v1+drafting_rules.v1``."""
+    source_text: Mapped[str | None] = mapped_column(Text)
+    """Call notes (recap) or the CSM's own text (rewrite)."""
+    content: Mapped[dict[str, Any] | None]
+    """The structured draft as the drafter returned it (validated)."""
+    text: Mapped[str | None] = mapped_column(Text)
+    """The drafted customer text."""
+    final_text: Mapped[str | None] = mapped_column(Text)
+    """What a person approved (the drafted text, or their edit)."""
+    notes_to_csm: Mapped[list[str]] = mapped_column(JSON, default=list)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    promise_at: Mapped[datetime | None]
+    """The time this draft tells the customer we will write again, if any."""
+    omitted_messages: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    override_reason: Mapped[str | None] = mapped_column(Text)
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+
+
+class ModelCall(Base):
+    """One HTTP call to a language model, with litellm's token and cost counters."""
+
+    __tablename__ = "model_calls"
+    __table_args__ = (Index("ix_model_calls_incident", "incident_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    incident_id: Mapped[int | None] = mapped_column(Integer)
+    draft_id: Mapped[int | None] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
