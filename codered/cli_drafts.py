@@ -350,7 +350,7 @@ def register_incident_commands(incidents_app: typer.Typer) -> None:
             highlight=False,
         )
         for note in detail["notes"]:
-            about = f"[{note['about']}] " if note["about"] else ""
+            about = f"({note['about']}) " if note["about"] else ""
             console.print(
                 f"  note {note['id']} {about}by {escape(note['author'])}: {escape(note['text'])}",
                 highlight=False,

@@ -183,7 +183,9 @@ class ModelClient:
         )
         retrying = AsyncRetrying(
             stop=stop,
-            wait=wait_exponential_jitter(initial=s.retry_initial_seconds, max=30.0),
+            wait=wait_exponential_jitter(
+                multiplier=s.retry_initial_seconds, max=30.0, jitter=s.retry_initial_seconds
+            ),
             retry=retry_if_exception(_is_transient),
             reraise=False,
         )

@@ -136,11 +136,7 @@ class OfflineDrafter:
             changed = "There is no news yet since our last message; the work on it continues."
             notes.append("No fact was recorded since our last message: this is a no-news update.")
         plans = ctx.facts_about(Question.RESOLUTION)
-        next_steps = (
-            _sentence(plans[-1].text)
-            if plans
-            else "We are continuing to work on it, and you will hear from us at the time below."
-        )
+        next_steps = _sentence(plans[-1].text) if plans else "We are continuing to work on it."
         return ProgressUpdate(what_changed=changed, next_steps=next_steps, notes_to_csm=notes)
 
     def _delay(self, ctx: DraftContext) -> DelayNotice:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,13 +28,23 @@ class LlmStub:
     replies: list[Reply] = field(default_factory=list)
     default: Reply = field(default_factory=lambda: Reply(status=500))
     requests: list[dict[str, Any]] = field(default_factory=list)
+    route: Callable[[dict[str, Any]], Reply | None] | None = None
+    """Chooses a reply from the request body (None: fall through to the script)."""
 
     @property
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def next_reply(self) -> Reply:
+    def next_reply(self, body: dict[str, Any]) -> Reply:
+        if self.route is not None and (routed := self.route(body)) is not None:
+            return routed
         return self.replies.pop(0) if self.replies else self.default
+
+    def bodies(self, marker: str) -> list[dict[str, Any]]:
+        """Request bodies whose system prompt contains ``marker``."""
+        return [
+            r["body"] for r in self.requests if marker in r["body"]["messages"][0]["content"]
+        ]
 
 
 def _completion(content: str) -> dict[str, Any]:
@@ -63,7 +73,7 @@ def llm_stub() -> Iterator[LlmStub]:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             stub.requests.append({"path": self.path, "body": body})
-            reply = stub.next_reply()
+            reply = stub.next_reply(body)
             if reply.delay:
                 time.sleep(reply.delay)
             if reply.status != 200:
