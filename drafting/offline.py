@@ -42,7 +42,12 @@ _QUESTION_WORDS = {
 }
 _ACTION_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:action|todo|to do|next)\s*:\s*(.+)$", re.I)
 _BULLET = re.compile(r"^\s*[-*]\s+")
-_SHOUT = re.compile(r"\b[A-Z]{4,}\b")
+_SHOUT = re.compile(r"\b[A-Z]{3,}\b")
+_ACRONYMS = frozenset(
+    "API SLA HTTP HTTPS DNS UTC CET CEST GMT SSO SAML VPN EMEA GDPR HIPAA CSV JSON PDF URL FAQ "
+    "RCA CEO CTO CFO SQL AWS GCP SSL TLS CPU RAM VAT USD EUR GBP IMAP SMTP".split()
+)
+"""Capitals that are names, not shouting: the offline rewrite leaves these alone."""
 _BANGS = re.compile(r"!{2,}")
 
 
@@ -189,7 +194,9 @@ class OfflineDrafter:
             "findings show what else to change."
         )
         text = _BANGS.sub("!", ctx.source_text)
-        text = _SHOUT.sub(lambda m: m.group(0).capitalize(), text)
+        text = _SHOUT.sub(
+            lambda m: m.group(0) if m.group(0) in _ACRONYMS else m.group(0).capitalize(), text
+        )
         changes = []
         if text != ctx.source_text:
             changes.append("Calmed repeated exclamation marks and words in capitals.")

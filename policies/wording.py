@@ -1,23 +1,23 @@
 """Wording checks for drafts: blame, apologies, promises, timelines, tone, gaps, invented facts.
 
-Why: every draft, and every edit of one, goes to a customer who is already unhappy.
-Blame (of them, a vendor or a colleague by name), impossible promises and "soon" where
-we owe a time make it worse, and a model may invent an address, a link or an amount.
-The checks are deterministic, so a text always gets the same findings; they are stored
-with the draft, and approving one with a *blocking* finding needs an override reason.
+Why: every draft, and every edit of one, goes to a customer who is already unhappy. Blame
+(of them, a vendor or a colleague by name), impossible promises and "soon" where we owe a
+time make it worse, and a model may invent an address, a link or an amount. The checks are
+deterministic, so a text always gets the same findings; they are stored with the draft,
+and approving one with a *blocking* finding needs an override reason.
 
-English only: the phrase tables are English; summary headings (every language of
-:mod:`policies.sections`), placeholders, capitals and unknown addresses, links and
-figures are checked in any language. Precision comes before recall, since false blocks
-teach people to override: owning our part ("We made a mistake", "our deployment caused
-the outage") is never blame, nor is a neutral "you" ("you can now log in").
+English only: the phrase tables are English; summary headings (in every language of
+:mod:`policies.sections`), placeholders, capitals and unknown addresses, links and figures
+are checked in any language. Precision comes first, since false blocks teach people to
+override: owning our part ("We made a mistake", "our deployment caused the outage") is
+never blame, nor is a neutral "you" ("you can now log in").
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
@@ -39,16 +39,16 @@ class FindingSeverity(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem in a draft, worded for the CSM who approves it."""
+    """One problem in a draft, for the CSM who approves it: ``message`` is one sentence saying
+    what to change, ``excerpt`` the matched text as written (at most 120 characters), and
+    ``section`` the :class:`~policies.sections.Question` value of the summary section it is in.
+    """
 
     rule: str
     severity: FindingSeverity
     message: str
-    """One sentence saying what to change."""
     excerpt: str = ""
-    """The matched text as it appears in the draft (at most 120 characters)."""
     section: str | None = None
-    """The :class:`~policies.sections.Question` value of the summary section it is in."""
 
     def to_dict(self) -> dict[str, str | None]:
         """JSON-ready: the five fields, the severity as its string value."""
@@ -163,8 +163,7 @@ EMOTIONAL = (
 ACRONYMS: frozenset[str] = _DETECTION_ACRONYMS | frozenset({
     "EMEA", "APAC", "HIPAA", "JSON", "HTML", "SFTP", "REST", "OAUTH", "SAAS", "TODO", "QA", "IT",
 })
-"""Upper-case words that are names, not shouting: detection's list (API, SLA, HTTPS, GDPR,
-ASAP, UTC, CEST...) and a few more. A word with a digit or a hyphen (CR-1042) never counts."""
+"""Capitalised words that are names, not shouting (detection's list and a few more)."""
 
 _MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
           r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
@@ -185,8 +184,7 @@ _Patterns = tuple[tuple[re.Pattern[str], str], ...]
 
 def _table(patterns: Iterable[str], label: str = "") -> _Patterns:
     """Each pattern compiled as a whole phrase, with a label for the finding's message."""
-    flags = re.IGNORECASE
-    return tuple((re.compile(rf"(?<!\w)(?:{p})(?!\w)", flags), label) for p in patterns)
+    return tuple((re.compile(rf"(?<!\w)(?:{p})(?!\w)", re.I), label) for p in patterns)
 
 
 _BLAME = (
@@ -199,8 +197,8 @@ _EMOTIONAL = (
     (re.compile(r"!{2,}"), "end the sentence with a full stop."),
 )
 _SHOUTED = re.compile(r"(?<![\w-])[A-ZÀ-ÖØ-Þ]{4,}(?![\w-])")
-_PLACEHOLDER = re.compile(r"\[\s*(?:to be completed|todo|missing)\b[^\]\n]*\]", re.IGNORECASE)
-_URL = re.compile(r"(?:https?://|(?<![\w.@-])www\.)[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"\[\s*(?:to be completed|todo|missing)\b[^\]\n]*\]", re.I)
+_URL = re.compile(r"(?:https?://|(?<![\w.@-])www\.)[^\s<>\"'()\[\]{}]+", re.I)
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _LIST_MARKER = re.compile(r"^[ \t]*\d{1,2}[.)](?=[ \t])", re.MULTILINE)
 _FIGURE = re.compile(r"(?<![\w.,:])(?:[$€£¥] ?)?\d+(?:[.,:]\d+)*(?: ?%)?")
@@ -210,35 +208,43 @@ BLOCKING, WARNING = FindingSeverity.BLOCKING, FindingSeverity.WARNING
 
 
 @dataclass(frozen=True)
-class _Draft:
-    text: str
-    plain: str
-    """``text`` with typographic apostrophes as ' (same length, so offsets agree)."""
-    kind: str
-    heading_starts: tuple[int, ...]
-    heading_questions: tuple[Question, ...]
+class _PhraseRule:
+    """A phrase table and its severity: BLOCKING in ``blocking_kinds`` and, in a summary, in
+    ``blocking_section`` (``only_there``: nowhere else in a summary). ``message`` has
+    ``{excerpt}`` and ``{label}``; ``warning``, when given, replaces it for a warning."""
 
-    @classmethod
-    def of(cls, text: str, kind: str) -> _Draft:
-        starts: list[int] = []
-        questions: list[Question] = []
-        offset = 0
-        for line in text.split("\n") if kind == "summary" else ():
-            # A line is a heading exactly when split_sections finds one in that line alone.
-            questions.extend(split_sections(line))
-            starts.extend([offset] * (len(questions) - len(starts)))
-            offset += len(line) + 1
-        plain = text.replace("\u2019", "'").replace("\u2018", "'")
-        return cls(text, plain, kind, tuple(starts), tuple(questions))
+    name: str
+    patterns: _Patterns
+    message: str
+    severity: FindingSeverity = BLOCKING
+    blocking_kinds: frozenset[str] = frozenset()
+    blocking_section: Question | None = None
+    only_there: bool = False
+    warning: str = ""
+    per_sentence: bool = False
 
-    def section_at(self, position: int) -> Question | None:
-        index = bisect_right(self.heading_starts, position) - 1
-        return self.heading_questions[index] if index >= 0 else None
 
-    def finding(self, rule: str, severity: FindingSeverity, message: str, span: Span) -> Finding:
-        section = self.section_at(span[0])
-        excerpt = _clip(self.text[span[0] : span[1]])
-        return Finding(rule, severity, message, excerpt, section.value if section else None)
+# fmt: off
+_PHRASE_RULES = (
+    _PhraseRule("blame", _BLAME,
+                'Blames {label} ("{excerpt}"): describe what happened instead; towards the '
+                "customer we answer for our own systems, suppliers and people."),
+    _PhraseRule("personal_commitment", _table(PERSONAL),
+                'Promises something personally ("{excerpt}"): the prevention answer must be a '
+                "change to our process (a check, a tool, a review step), not a personal promise.",
+                WARNING, blocking_section=Question.PREVENTION, only_there=True,
+                warning='Promises something personally ("{excerpt}"): say what the team will do.',
+                per_sentence=True),
+    _PhraseRule("absolute_promise", _table(ABSOLUTE),
+                'Makes an absolute promise ("{excerpt}"): describe the change we made and what '
+                "it protects against instead."),
+    _PhraseRule("vague_timeline", _table(VAGUE),
+                'Vague timeline ("{excerpt}"): give the date and time instead.',
+                WARNING, TIME_REQUIRED_KINDS, Question.RESOLUTION),
+)
+_EMOTIONAL_RULE = _PhraseRule("emotional_language", _EMOTIONAL,
+                              'Emotional wording ("{excerpt}"): {label}', WARNING)
+# fmt: on
 
 
 def _clip(text: str, limit: int = 120) -> str:
@@ -255,9 +261,9 @@ def _mask(text: str, *patterns: re.Pattern[str]) -> str:
 def _spans(patterns: _Patterns, text: str, *, per_sentence: bool = False) -> list[Span]:
     """Matches of all ``patterns`` in text order, overlapping ones merged (the first label wins).
 
-    Each pattern is searched on its own, so overlapping phrases ("it will never",
-    "never happen again") make one finding, not two or a cut-off one. With
-    ``per_sentence``, matches in one sentence merge too ("I'll check my work").
+    Each pattern is searched on its own, so overlapping phrases ("it will never", "never
+    happen again") make one finding, not two or a cut-off one. With ``per_sentence``,
+    matches in one sentence merge too ("I'll check my work").
     """
     found = sorted(
         (m.start(), -m.end(), i) for i, (p, _) in enumerate(patterns) for m in p.finditer(text)
@@ -273,132 +279,9 @@ def _spans(patterns: _Patterns, text: str, *, per_sentence: bool = False) -> lis
     return merged
 
 
-# --- the rules -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _PhraseRule:
-    name: str
-    patterns: _Patterns
-    severity: Callable[[_Draft, int], FindingSeverity | None]
-    """The severity of a match at an offset, or None where the rule does not apply."""
-    message: str
-    """With ``{excerpt}`` and ``{label}``; ``warning``, when given, replaces it for a warning."""
-    warning: str = ""
-    per_sentence: bool = False
-
-    def findings(self, draft: _Draft, spans: Iterable[Span]) -> list[Finding]:
-        """One finding per distinct phrase and section: repeating "soon" is one thing to fix."""
-        found: dict[tuple[str, str | None], Finding] = {}
-        for start, end, label in spans:
-            if (severity := self.severity(draft, start)) is None:
-                continue
-            template = self.warning if severity is WARNING and self.warning else self.message
-            message = template.format(excerpt=_clip(draft.text[start:end]), label=label)
-            finding = draft.finding(self.name, severity, message, (start, end, label))
-            found.setdefault((finding.excerpt.casefold(), finding.section), finding)
-        return list(found.values())
-
-
-def _personal_severity(draft: _Draft, start: int) -> FindingSeverity | None:
-    if draft.kind != "summary":
-        return WARNING
-    return BLOCKING if draft.section_at(start) is Question.PREVENTION else None
-
-
-def _vague_severity(draft: _Draft, start: int) -> FindingSeverity:
-    in_resolution = draft.kind == "summary" and draft.section_at(start) is Question.RESOLUTION
-    return BLOCKING if draft.kind in TIME_REQUIRED_KINDS or in_resolution else WARNING
-
-
-# fmt: off
-_PHRASE_RULES = (
-    _PhraseRule("blame", _BLAME, lambda _d, _s: BLOCKING,
-                'Blames {label} ("{excerpt}"): describe what happened instead; towards the '
-                "customer we answer for our own systems, suppliers and people."),
-    _PhraseRule("personal_commitment", _table(PERSONAL), _personal_severity,
-                'Promises something personally ("{excerpt}"): the prevention answer must be a '
-                "change to our process (a check, a tool, a review step), not a personal promise.",
-                warning='Promises something personally ("{excerpt}"): say what the team will do.',
-                per_sentence=True),
-    _PhraseRule("absolute_promise", _table(ABSOLUTE), lambda _d, _s: BLOCKING,
-                'Makes an absolute promise ("{excerpt}"): describe the change we made and what '
-                "it protects against instead."),
-    _PhraseRule("vague_timeline", _table(VAGUE), _vague_severity,
-                'Vague timeline ("{excerpt}"): give the date and time instead.'),
-)
-_EMOTIONAL_RULE = _PhraseRule("emotional_language", _EMOTIONAL, lambda _d, _s: WARNING,
-                              'Emotional wording ("{excerpt}"): {label}')
-# fmt: on
-
-
-def _emotional_spans(draft: _Draft, known_text: str) -> list[Span]:
-    masked = _mask(draft.plain, _URL, _EMAIL)
-    spans = _spans(_EMOTIONAL, masked)
-    for match in _SHOUTED.finditer(masked):
-        word = match.group()
-        # A word in capitals that the facts or the thread also write so is a name ("ACME").
-        if word not in ACRONYMS and not re.search(rf"(?<![\w-]){word}(?![\w-])", known_text):
-            label = "write it in normal case; capitals read as shouting."
-            spans.append((match.start(), match.end(), label))
-    return sorted(spans)
-
-
-def _apologies(draft: _Draft) -> list[Finding]:
-    found = [draft.text[m.start() : m.end()] for m in _APOLOGY.finditer(draft.plain)]
-    if len(found) < 2:
-        return []
-    words = ", ".join(f'"{word}"' for word in dict.fromkeys(found))
-    message = f"Apologises {len(found)} times ({words}): keep one apology, give facts instead."
-    return [Finding("apologies", WARNING, message, found[1])]
-
-
-def _no_concrete_time(draft: _Draft) -> list[Finding]:
-    if draft.kind not in TIME_REQUIRED_KINDS or _TIME.search(draft.plain):
-        return []
-    message = 'Gives no date or time: say when we write again (e.g. "4 March 2026, 14:00 CET").'
-    return [Finding("no_concrete_time", BLOCKING, message)]
-
-
-def _missing_answers(draft: _Draft) -> list[Finding]:
-    sections = split_sections(draft.text) if draft.kind == "summary" else {}
-    findings = []
-    for question in Question if draft.kind == "summary" else ():
-        label, body = SUMMARY_QUESTIONS[question], sections.get(question)
-        placeholder = _PLACEHOLDER.search(body or "")
-        if body is None:
-            message = f'Does not answer "{label}": add "{heading(question, "en")}" and the answer.'
-        elif placeholder:
-            message = f'Still has a placeholder for "{label}": replace it with the answer.'
-        elif not body:
-            message = f'Leaves "{label}" empty: write the answer under its heading.'
-        else:
-            continue
-        excerpt = _clip(placeholder.group()) if placeholder else ""
-        findings.append(Finding("missing_answer", BLOCKING, message, excerpt, question.value))
-    return findings
-
-
-def _placeholders(draft: _Draft, reported: set[str | None]) -> list[Finding]:
-    """Placeholders anywhere, except in a summary section already reported as unanswered."""
-    findings = []
-    for match in _PLACEHOLDER.finditer(draft.text):
-        message = f'Still contains a placeholder ("{_clip(match.group())}"): replace or remove it.'
-        finding = draft.finding("placeholder", BLOCKING, message, (*match.span(), ""))
-        if finding.section not in reported:
-            findings.append(finding)
-    return findings
-
-
 def _appears(item: str, haystack: str) -> bool:
     """Whether ``item`` occurs in ``haystack`` whole, not inside a longer address or host."""
     return re.search(rf"(?<![\w.+-]){re.escape(item)}(?![\w-]|\.\w)", haystack) is not None
-
-
-def _url_key(url: str) -> str:
-    """Host and path, lower-cased: ``https://www.Example.com/a/?x=1`` -> ``example.com/a``."""
-    key = re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower())
-    return re.split(r"[?#]", key, maxsplit=1)[0].rstrip("/")
 
 
 def _figure_key(token: str) -> str:
@@ -417,32 +300,141 @@ def _figures(text: str) -> Iterable[re.Match[str]]:
     return _FIGURE.finditer(_mask(text, _URL, _EMAIL, _LIST_MARKER))
 
 
-def _unknown_items(draft: _Draft, known_text: str) -> list[Finding]:
-    """Addresses, links and figures in the draft that the facts and the thread do not have.
+# --- the checks ------------------------------------------------------------------------
 
-    A model that writes "we refunded $500" or "write to refunds@..." may have made
-    it up; a person must check anything we cannot trace back to what we were told.
-    """
-    known = known_text.lower()
-    known_hosts = re.sub(r"https?://|(?<![\w.-])www\.", "", known)
-    known_figures = {_figure_key(m.group()) for m in _figures(known_text)}
-    items: list[tuple[str, str, Span]] = []  # (rule, the value compared, where and what)
-    for m in _EMAIL.finditer(_mask(draft.plain, _URL)):
-        if not _appears(address := m.group().lower(), known):
-            items.append(("unknown_address", address, (*m.span(), "Mentions an email address")))
-    for m in _URL.finditer(draft.plain):
-        url = m.group().rstrip(".,;:!?)]}'\"/")
-        if not _appears(key := _url_key(url), known_hosts):
-            items.append(("unknown_url", key, (m.start(), m.start() + len(url), "Links to a page")))
-    for m in _figures(draft.plain):
-        if (value := _figure_key(m.group())) not in known_figures:
-            items.append(("unknown_figure", value, (*m.span(), "States a figure")))
-    found: dict[tuple[str, str], Finding] = {}  # each unknown item once
-    for rule, value, (start, end, what) in items:
-        excerpt = _clip(draft.text[start:end])
-        message = f'{what} we were not given ("{excerpt}"): check it or remove it.'
-        found.setdefault((rule, value), draft.finding(rule, BLOCKING, message, (start, end, what)))
-    return list(found.values())
+
+@dataclass(frozen=True)
+class _Check:
+    """One draft being checked: its text, where its summary sections start, what we know."""
+
+    text: str
+    plain: str
+    """``text`` with typographic apostrophes as ' (same length, so offsets agree)."""
+    kind: str
+    known_text: str
+    heading_starts: tuple[int, ...]
+    heading_questions: tuple[Question, ...]
+
+    @classmethod
+    def of(cls, text: str, kind: str, known_text: str) -> _Check:
+        starts: list[int] = []
+        questions: list[Question] = []
+        offset = 0
+        for line in text.split("\n") if kind == "summary" else ():
+            # A line is a heading exactly when split_sections finds one in that line alone.
+            questions.extend(split_sections(line))
+            starts.extend([offset] * (len(questions) - len(starts)))
+            offset += len(line) + 1
+        plain = text.replace("\u2019", "'").replace("\u2018", "'")
+        return cls(text, plain, kind, known_text, tuple(starts), tuple(questions))
+
+    def section_at(self, position: int) -> Question | None:
+        index = bisect_right(self.heading_starts, position) - 1
+        return self.heading_questions[index] if index >= 0 else None
+
+    def finding(self, rule: str, severity: FindingSeverity, message: str, span: Span) -> Finding:
+        section = self.section_at(span[0])
+        excerpt = _clip(self.text[span[0] : span[1]])
+        return Finding(rule, severity, message, excerpt, section.value if section else None)
+
+    def phrases(self, rule: _PhraseRule, spans: Iterable[Span] | None = None) -> list[Finding]:
+        """One finding per distinct phrase and section: repeating "soon" is one thing to fix."""
+        if spans is None:
+            spans = _spans(rule.patterns, self.plain, per_sentence=rule.per_sentence)
+        found: dict[tuple[str, str | None], Finding] = {}
+        for start, end, label in spans:
+            severity: FindingSeverity | None = rule.severity
+            if self.kind in rule.blocking_kinds:
+                severity = BLOCKING
+            elif self.kind == "summary" and rule.blocking_section is not None:
+                there = self.section_at(start) is rule.blocking_section
+                severity = BLOCKING if there else None if rule.only_there else rule.severity
+            if severity is None:
+                continue
+            template = rule.warning if severity is WARNING and rule.warning else rule.message
+            message = template.format(excerpt=_clip(self.text[start:end]), label=label)
+            finding = self.finding(rule.name, severity, message, (start, end, label))
+            found.setdefault((finding.excerpt.casefold(), finding.section), finding)
+        return list(found.values())
+
+    def emotional(self) -> list[Finding]:
+        masked = _mask(self.plain, _URL, _EMAIL)
+        spans = _spans(_EMOTIONAL, masked)
+        # A word in capitals that the facts or the thread also write so is a name ("ACME").
+        names = ACRONYMS | set(_SHOUTED.findall(self.known_text))
+        for match in _SHOUTED.finditer(masked):
+            if match.group() not in names:
+                label = "write it in normal case; capitals read as shouting."
+                spans.append((match.start(), match.end(), label))
+        return self.phrases(_EMOTIONAL_RULE, sorted(spans))
+
+    def apologies(self) -> list[Finding]:
+        found = [self.text[m.start() : m.end()] for m in _APOLOGY.finditer(self.plain)]
+        if len(found) < 2:
+            return []
+        words = ", ".join(f'"{word}"' for word in dict.fromkeys(found))
+        message = f"Apologises {len(found)} times ({words}): keep one apology, give facts instead."
+        return [Finding("apologies", WARNING, message, found[1])]
+
+    def no_concrete_time(self) -> list[Finding]:
+        if self.kind not in TIME_REQUIRED_KINDS or _TIME.search(self.plain):
+            return []
+        message = 'Gives no date or time: say when we write again (e.g. "4 March 2026, 14:00 CET").'
+        return [Finding("no_concrete_time", BLOCKING, message)]
+
+    def missing_answers(self) -> list[Finding]:
+        sections = split_sections(self.text) if self.kind == "summary" else {}
+        findings = []
+        for question in Question if self.kind == "summary" else ():
+            label, body = SUMMARY_QUESTIONS[question], sections.get(question)
+            placeholder = _PLACEHOLDER.search(body or "")
+            if body is None:
+                message = f'Does not answer "{label}": add a section "{heading(question, "en")}".'
+            elif placeholder:
+                message = f'Still has a placeholder for "{label}": replace it with the answer.'
+            elif not body:
+                message = f'Leaves "{label}" empty: write the answer under its heading.'
+            else:
+                continue
+            excerpt = _clip(placeholder.group()) if placeholder else ""
+            findings.append(Finding("missing_answer", BLOCKING, message, excerpt, question.value))
+        return findings
+
+    def placeholders(self, reported: set[str | None]) -> list[Finding]:
+        """Placeholders anywhere, except in a summary section already reported as unanswered."""
+        findings = []
+        for match in _PLACEHOLDER.finditer(self.text):
+            message = f'Still contains a placeholder ("{_clip(match.group())}"): fill it in.'
+            finding = self.finding("placeholder", BLOCKING, message, (*match.span(), ""))
+            if finding.section not in reported:
+                findings.append(finding)
+        return findings
+
+    def unknown_items(self) -> list[Finding]:
+        """Addresses, links and figures that the facts and the thread do not have: a model
+        may have made them up, so a person checks what we cannot trace back."""
+        known = self.known_text.lower()
+        known_hosts = re.sub(r"https?://|(?<![\w.-])www\.", "", known)
+        known_figures = {_figure_key(m.group()) for m in _figures(self.known_text)}
+        items: list[tuple[str, str, Span]] = []  # (rule, the value compared, where and what)
+        for m in _EMAIL.finditer(_mask(self.plain, _URL)):
+            if not _appears(address := m.group().lower(), known):
+                items.append(("unknown_address", address, (*m.span(), "Mentions an email address")))
+        for m in _URL.finditer(self.plain):
+            url = m.group().rstrip(".,;:!?)]}'\"/")
+            # Host and path, lower-cased: "https://www.Example.com/a/?x=1" -> "example.com/a".
+            key = re.split(r"[?#]", re.sub(r"^(?:https?://)?(?:www\.)?", "", url.lower()))[0]
+            if not _appears(key := key.rstrip("/"), known_hosts):
+                span = (m.start(), m.start() + len(url), "Links to a page")
+                items.append(("unknown_url", key, span))
+        for m in _figures(self.plain):
+            if (value := _figure_key(m.group())) not in known_figures:
+                items.append(("unknown_figure", value, (*m.span(), "States a figure")))
+        found: dict[tuple[str, str], Finding] = {}  # each unknown item once
+        for rule, value, (start, end, what) in items:
+            message = f'{what} we were not given ("{_clip(self.text[start:end])}"): check it.'
+            found.setdefault((rule, value), self.finding(rule, BLOCKING, message, (start, end, "")))
+        return list(found.values())
 
 
 # --- the public entry points -----------------------------------------------------------
@@ -456,31 +448,26 @@ def summary_question_label(question: Question) -> str:
 def check_wording(text: str, *, kind: str, known_text: str = "") -> list[Finding]:
     """All findings for ``text``, a draft (or a person's edit of one) of ``kind``.
 
-    ``kind`` is one of :data:`KINDS`; an unknown one raises ValueError rather than
-    silently skip the rules that depend on it. ``known_text`` is all the draft may
-    legitimately quote (facts, the thread, our formatted times, the reference); an
-    address, link or figure not found there is reported. Findings come rule by
-    rule, each rule's in text order.
+    ``kind`` is one of :data:`KINDS`; an unknown one raises ValueError rather than silently
+    skip the rules that depend on it. ``known_text`` is all the draft may legitimately quote
+    (facts, the thread, our formatted times, the reference); an address, link or figure not
+    found there is reported. Findings come rule by rule, each rule's in text order.
 
     >>> [(f.rule, f.severity.value) for f in check_wording("We will write soon.", kind="update")]
     [('vague_timeline', 'blocking'), ('no_concrete_time', 'blocking')]
     """
     if kind not in KINDS:
         raise ValueError(f"unknown draft kind {kind!r}; expected one of {sorted(KINDS)}")
-    draft = _Draft.of(text, kind)
-    missing = _missing_answers(draft)
-    phrases = (
-        rule.findings(draft, _spans(rule.patterns, draft.plain, per_sentence=rule.per_sentence))
-        for rule in _PHRASE_RULES
-    )
+    check = _Check.of(text, kind, known_text)
+    missing = check.missing_answers()
     return [
         *missing,
-        *_placeholders(draft, {f.section for f in missing}),
-        *(finding for findings in phrases for finding in findings),
-        *_no_concrete_time(draft),
-        *_unknown_items(draft, known_text),
-        *_apologies(draft),
-        *_EMOTIONAL_RULE.findings(draft, _emotional_spans(draft, known_text)),
+        *check.placeholders({f.section for f in missing}),
+        *(finding for rule in _PHRASE_RULES for finding in check.phrases(rule)),
+        *check.no_concrete_time(),
+        *check.unknown_items(),
+        *check.apologies(),
+        *check.emotional(),
     ]
 
 

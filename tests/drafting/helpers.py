@@ -55,12 +55,19 @@ def context(kind: DraftKind = DraftKind.SUMMARY, **changes: Any) -> DraftContext
         ),
         "thread": (
             ThreadMessage(
-                T0, True, "dana@northwind.example", "Production API down",
-                "Our API is down!", when="Tuesday, 1 December 2026 at 10:00 CET (UTC+01:00)",
+                T0,
+                True,
+                "dana@northwind.example",
+                "Production API down",
+                "Our API is down!",
+                when="Tuesday, 1 December 2026 at 10:00 CET (UTC+01:00)",
             ),
             ThreadMessage(
-                T0 + timedelta(minutes=1), False, "support@acme.example",
-                "Re: Production API down [CR-1042]", "We are on it.",
+                T0 + timedelta(minutes=1),
+                False,
+                "support@acme.example",
+                "Re: Production API down [CR-1042]",
+                "We are on it.",
                 when="Tuesday, 1 December 2026 at 10:01 CET (UTC+01:00)",
             ),
         ),  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,41 @@ security = "none"
 from_name = {_s(smtp.from_name)}
 timeout_seconds = {smtp.timeout_seconds}
 
-[llm]
-model = "offline"
-"""
+{_llm(settings)}"""
+
+
+def _llm(settings: Settings) -> str:
+    llm = settings.llm
+    lines = ["[llm]", f"model = {_s(llm.model)}"]
+    if llm.api_base:
+        lines.append(f"api_base = {_s(llm.api_base)}")
+    if llm.api_key_env:
+        lines.append(f"api_key_env = {_s(llm.api_key_env)}")
+    lines += [
+        f"timeout_seconds = {llm.timeout_seconds}",
+        f"max_attempts = {llm.max_attempts}",
+        f"retry_deadline_seconds = {llm.retry_deadline_seconds}",
+        f"max_input_tokens = {llm.max_input_tokens}",
+        f"classify = {'true' if llm.classify else 'false'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_cli(
+    *args: str | Path, config: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``codered ARGS --config CONFIG`` to its end; never a traceback."""
+    completed = subprocess.run(
+        [*codered_command(), *(str(a) for a in args), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env or cli_env(),
+        input=stdin,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in completed.stdout + completed.stderr, completed.stderr
+    return completed
 
 
 def write_config(path: Path, settings: Settings, **changes: Any) -> Path:

@@ -42,9 +42,7 @@ class LlmStub:
 
     def bodies(self, marker: str) -> list[dict[str, Any]]:
         """Request bodies whose system prompt contains ``marker``."""
-        return [
-            r["body"] for r in self.requests if marker in r["body"]["messages"][0]["content"]
-        ]
+        return [r["body"] for r in self.requests if marker in r["body"]["messages"][0]["content"]]
 
 
 def _completion(content: str) -> dict[str, Any]:
