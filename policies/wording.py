@@ -123,6 +123,7 @@ NAMED_BLAME = (  # case-sensitive: the capital letter is what makes it a name
     r"made an? (?:mistake|error)|was (?:careless|negligent))\b"
     r"|(?<![\w'])[A-Z][a-z]+'s (?i:mistake|fault|oversight)\b"
     rf"|(?i:caused by|fault of) (?!(?:{_CALENDAR}|The|Our|This|That|These|Those)\b)[A-Z][a-z]+\b"
+    r"(?! [a-z]+ing\b)"  # "caused by Redis running out of memory" names a cause, not a person
 )
 """Blame of someone by name: "Dave forgot", "John's mistake", "caused by Priya"."""
 
@@ -432,7 +433,8 @@ class _Check:
                 items.append(("unknown_figure", value, (*m.span(), "States a figure")))
         found: dict[tuple[str, str], Finding] = {}  # each unknown item once
         for rule, value, (start, end, what) in items:
-            message = f'{what} we were not given ("{_clip(self.text[start:end])}"): check it.'
+            excerpt = _clip(self.text[start:end])
+            message = f'{what} we were not given ("{excerpt}"): check it or take it out.'
             found.setdefault((rule, value), self.finding(rule, BLOCKING, message, (start, end, "")))
         return list(found.values())
 

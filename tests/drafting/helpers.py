@@ -70,7 +70,7 @@ def context(kind: DraftKind = DraftKind.SUMMARY, **changes: Any) -> DraftContext
                 "We are on it.",
                 when="Tuesday, 1 December 2026 at 10:01 CET (UTC+01:00)",
             ),
-        ),  # fmt: skip
+        ),
         "next_update_at": NEXT,
     }
     values.update(changes)

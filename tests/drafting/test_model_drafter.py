@@ -9,7 +9,6 @@ import pytest
 from drafting.budget import estimate_tokens
 from drafting.context import ThreadMessage
 from drafting.drafter import DraftingError, ModelDrafter, build_messages
-from drafting.kinds import DraftKind
 from drafting.schemas import FourQuestionSummary
 from policies.sections import Question, split_sections
 from tests.drafting.helpers import NEXT, T0, client, context
