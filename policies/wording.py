@@ -133,6 +133,7 @@ PERSONAL = (
     r"i(?:'ll| will| shall|'m going to| am going to)(?: (?:personally|also|always|now|just))?"
     r"(?: [\w-]+)?",
     r"i (?:promise|guarantee|personally|myself|give you my word)", r"my (?:own )?work",
+    r"i(?:'ll| will) (?:be more careful|double-check|make sure)",
 )
 """Promises that rest on one person; a prevention answer must be a change to a process."""
 
