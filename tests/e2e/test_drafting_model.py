@@ -95,8 +95,8 @@ def test_prompt_injection_cannot_change_recipients_or_headers(
             created = run_cli("drafts", "create", ref, "--kind", "summary", "--json",
                               config=config)  # fmt: skip
             draft = json.loads(created.stdout)
-            approved = run_cli("drafts", "approve", str(draft["id"]), "--as", "alice",
-                               "--override", "reviewed the links by hand", config=config)  # fmt: skip
+            approve = ("drafts", "approve", str(draft["id"]), "--as", "alice")
+            approved = run_cli(*approve, "--override", "links checked by hand", config=config)
             assert approved.returncode == 0, approved.stderr
             _, reply = sink.wait_for(2, timeout=20)
             usage = json.loads(run_cli("incidents", "show", ref, "--json", config=config).stdout)
