@@ -206,6 +206,7 @@ _LIST_MARKER = re.compile(r"^[ \t]*\d{1,2}[.)](?=[ \t])", re.MULTILINE)
 _FIGURE = re.compile(r"(?<![\w.,:])(?:[$€£¥] ?)?\d+(?:[.,:]\d+)*(?: ?%)?")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _SENTENCE_END = re.compile(r"[.!?\n]")
+_QUOTED = re.compile(r'"([^"\n]+)"|“([^”\n]+)”')
 BLOCKING, WARNING = FindingSeverity.BLOCKING, FindingSeverity.WARNING
 
 
@@ -327,7 +328,9 @@ class _Check:
             questions.extend(split_sections(line))
             starts.extend([offset] * (len(questions) - len(starts)))
             offset += len(line) + 1
-        plain = text.replace("\u2019", "'").replace("\u2018", "'")
+        plain, known = (t.replace("\u2019", "'").replace("\u2018", "'") for t in (text, known_text))
+        # Words quoted back from the thread ('You wrote: "API DOWN!!"') are the customer's.
+        plain = _QUOTED.sub(lambda m: " " * len(m[0]) if m[1] or m[2] in known else m[0], plain)
         return cls(text, plain, kind, known_text, tuple(starts), tuple(questions))
 
     def section_at(self, position: int) -> Question | None:
@@ -356,7 +359,8 @@ class _Check:
             template = rule.warning if severity is WARNING and rule.warning else rule.message
             message = template.format(excerpt=_clip(self.text[start:end]), label=label)
             finding = self.finding(rule.name, severity, message, (start, end, label))
-            found.setdefault((finding.excerpt.casefold(), finding.section), finding)
+            phrase = re.sub(r"!{2,}", "!!", finding.excerpt.casefold())  # "!!!" is "!!" again
+            found.setdefault((phrase, finding.section), finding)
         return list(found.values())
 
     def emotional(self) -> list[Finding]:

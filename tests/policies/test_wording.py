@@ -472,12 +472,21 @@ def test_a_missing_heading_is_one_missing_answer(question: Question) -> None:
     assert heading(question, "en") in finding.message
 
 
-@pytest.mark.parametrize("question", list(Question))
+@pytest.mark.parametrize("question", [Question.WHAT_HAPPENED, Question.WHY, Question.RESOLUTION])
 def test_an_empty_section_is_a_missing_answer(question: Question) -> None:
     finding = only(with_answer(question, ""), "missing_answer", "summary")
 
     assert finding.section == question.value
     assert "empty" in finding.message
+
+
+def test_an_empty_last_section_is_a_missing_answer() -> None:
+    # The last section runs to the end of the text (policies.sections), so it is only empty
+    # when nothing follows its heading.
+    text = "\n\n".join(f"{heading(q, 'en')}\n{ANSWERS[q]}" for q in list(Question)[:3])
+    finding = only(f"{text}\n\n{heading(Question.PREVENTION, 'en')}\n", "missing_answer", "summary")
+
+    assert finding.section == Question.PREVENTION.value
 
 
 @pytest.mark.parametrize(

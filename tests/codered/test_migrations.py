@@ -1,0 +1,47 @@
+"""The migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from codered.db.engine import Database
+from codered.db.migrate import current_revision, head_revision, upgrade
+from codered.db.models import Base
+from tests.support.postgres import postgres_database
+
+
+def _differences(url: str) -> tuple[list[Any], str | None]:
+    async def run() -> tuple[list[Any], str | None]:
+        db = Database(url)
+        try:
+            await upgrade(db)
+            await upgrade(db)  # a second run is a no-op
+            async with db.engine.connect() as connection:
+                diff = await connection.run_sync(
+                    lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+                )
+            return list(diff), await current_revision(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def test_sqlite_schema_matches_the_models(tmp_path: Path) -> None:
+    diff, revision = _differences(f"sqlite+aiosqlite:///{tmp_path / 'schema.db'}")
+    assert diff == []
+    assert revision == head_revision()
+
+
+@pytest.mark.postgres
+def test_postgres_schema_matches_the_models() -> None:
+    with postgres_database() as url:
+        diff, revision = _differences(url)
+    assert diff == []
+    assert revision == head_revision()
