@@ -24,6 +24,7 @@ from rich.text import Text
 from sqlalchemy import select
 
 from codered.db.models import InboundMessage, Incident, MailboxState, OutboxMessage
+from codered.demo_drafts import show_a_draft
 from codered.demo_samples import Sample, build_samples
 from codered.embedded import EmbeddedImapServer, SmtpSink
 from codered.service import Service, ServiceHooks
@@ -242,6 +243,12 @@ async def _demo(
                 )
                 if done and finished_at is None:
                     finished_at = time.monotonic()
+                    try:
+                        drafted = await show_a_draft(service.db, config_path, stop)
+                    except Exception as exc:  # the demo goes on without its second act
+                        drafted = Text(f"(no draft shown: {exc})", style="dim")
+                    if drafted is not None:
+                        live.console.print(drafted)
                     live.console.print(_summary(state, imap, sink, config_path, duration))
                 await _sleep_until(stop, 0.25)
     finally:
@@ -282,7 +289,7 @@ def _summary(
         ),
         Text.from_markup(
             f"Explore: [cyan]codered incidents list --config {config}[/]  "
-            f"(also outbox list, deadletters list)"
+            f"(also drafts list, outbox list, deadletters list)"
         ),
         Text.from_markup(
             "Stopping after --duration." if duration else "Press [bold]Ctrl-C[/] to stop."

@@ -312,7 +312,8 @@ class _Check:
 
     text: str
     plain: str
-    """``text`` with typographic apostrophes as ' (same length, so offsets agree)."""
+    """``text`` with typographic apostrophes as ' and quotations from ``known_text`` blanked
+    out (same length, so offsets agree): what the phrase rules read."""
     kind: str
     known_text: str
     heading_starts: tuple[int, ...]
@@ -330,7 +331,7 @@ class _Check:
             offset += len(line) + 1
         plain, known = (t.replace("\u2019", "'").replace("\u2018", "'") for t in (text, known_text))
         # Words quoted back from the thread ('You wrote: "API DOWN!!"') are the customer's.
-        plain = _QUOTED.sub(lambda m: " " * len(m[0]) if m[1] or m[2] in known else m[0], plain)
+        plain = _QUOTED.sub(lambda m: " " * len(m[0]) if (m[1] or m[2]) in known else m[0], plain)
         return cls(text, plain, kind, known_text, tuple(starts), tuple(questions))
 
     def section_at(self, position: int) -> Question | None:

@@ -92,6 +92,12 @@ def test_demo_acknowledges_the_complaints_and_leaves_the_rest_alone(tmp_path: Pa
     assert customers.count("dana@northwind.example") == 1
     assert shown <= {i["reference"] for i in incidents}
 
+    # The second act: facts, a template draft of the four-question summary, its findings.
+    assert "four-question summary of CR-" in output and "missing_answer" in output
+    [draft] = listing("drafts", config)
+    assert draft["kind"] == "summary" and draft["status"] == "pending"
+    assert draft["model"] == "offline-template" and draft["blocking"] == 1
+
     outbox = listing("outbox", config)
     assert len(outbox) == len(incidents)
     assert all(row["status"] == "sent" for row in outbox), outbox

@@ -116,6 +116,15 @@ def test_good_drafts_of_every_kind_are_clean(kind: str, text: str) -> None:
     assert check_wording(text, kind=kind, known_text=KNOWN) == []
 
 
+def test_the_customers_words_quoted_back_are_not_ours() -> None:
+    timeline = '- Wednesday, 4 March 2026 at 09:20 CET: You wrote to us: "API DOWN, your fault!!"'
+    text = with_answer(Question.WHAT_HAPPENED, f"{ANSWERS[Question.WHAT_HAPPENED]}\n\n{timeline}")
+    known = f"{KNOWN}\nAPI DOWN, your fault!!\nWednesday, 4 March 2026 at 09:20 CET"
+
+    assert check_wording(text, kind="summary", known_text=known) == []
+    assert {"blame", "emotional_language"} <= set(rules(text, "summary", known_text=KNOWN))
+
+
 # --- blame -------------------------------------------------------------------------------
 
 
@@ -663,7 +672,9 @@ def test_long_excerpts_are_clipped() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    text=st.text(alphabet=st.sampled_from("aAyoU’'!?.:, \n$%0123456789@[]/-IPSWw"), max_size=200),
+    text=st.text(
+        alphabet=st.sampled_from("aAyoU’'!?.:, \n$%0123456789@[]/-IPSWw\"“”"), max_size=200
+    ),
     kind=st.sampled_from(sorted(KINDS)),
 )
 def test_any_text_gets_the_same_well_formed_findings(text: str, kind: str) -> None:
