@@ -246,7 +246,7 @@ async def _demo(
                     try:
                         drafted = await show_a_draft(service.db, config_path, stop)
                     except Exception as exc:  # the demo goes on without its second act
-                        drafted = Text(f"(no draft shown: {exc})", style="dim")
+                        drafted = Group(Text(f"(no draft shown: {exc})", style="dim"))
                     if drafted is not None:
                         live.console.print(drafted)
                     live.console.print(_summary(state, imap, sink, config_path, duration))
