@@ -44,7 +44,10 @@ def _frame(ctx: DraftContext, paragraphs: list[str]) -> str:
 
 
 def _section(question: Question, text: str, ctx: DraftContext) -> str:
-    return f"{heading(question, ctx.language)}\n{text.strip()}"
+    """A heading and its answer; an empty answer becomes a placeholder, so the wording checks
+    see it as unanswered (the closing lines after the last section would hide it otherwise)."""
+    title = heading(question, ctx.language)
+    return f"{title}\n{text.strip() or f'[To be completed: {title.lower()}.]'}"
 
 
 def _summary(content: FourQuestionSummary, ctx: DraftContext) -> list[str]:

@@ -11,6 +11,7 @@ from drafting.context import ThreadMessage
 from drafting.drafter import DraftingError, ModelDrafter, build_messages
 from drafting.schemas import FourQuestionSummary
 from policies.sections import Question, split_sections
+from policies.wording import check_wording
 from tests.drafting.helpers import NEXT, T0, client, context
 from tests.support.llm_stub import Reply, llm_stub
 
@@ -118,3 +119,13 @@ def test_long_threads_keep_the_newest_messages_within_the_budget() -> None:
     assert f"[{omitted} earlier messages omitted]" in user
     # Facts always survive trimming.
     assert "configuration change we deployed" in user
+
+
+async def test_an_empty_answer_from_the_model_is_a_blocking_gap() -> None:
+    with llm_stub() as stub:
+        stub.replies.append(Reply(json.dumps({**SUMMARY, "prevention": "  "})))
+        result = await ModelDrafter(client(stub.api_base)).draft(context())
+    findings = check_wording(result.text, kind="summary", known_text=context().known_text())
+    assert [(f.rule, f.section) for f in findings if f.severity == "blocking"] == [
+        ("missing_answer", "prevention")
+    ]
