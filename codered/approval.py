@@ -22,6 +22,7 @@ from codered import audit
 from codered.db.engine import Database
 from codered.db.models import Draft, InboundMessage, Incident, OutboxMessage, utcnow
 from codered.draft_context import gather_context
+from codered.outbox import outbox_row
 from codered.settings import Settings
 from drafting.kinds import DraftKind
 from inbox.message import EmailAddress
@@ -166,17 +167,12 @@ async def approve_draft(
             ),
             now=now,
         )
-        outbox = OutboxMessage(
+        outbox = outbox_row(
+            composed,
             incident_id=incident.id,
             kind=f"reply.{draft.kind}",
             mailbox=incident.mailbox,
-            message_id=composed.message_id,
-            envelope_from=composed.envelope_from,
-            recipients=list(composed.recipients),
-            subject=composed.subject,
-            body_text=composed.text,
-            raw=composed.raw,
-            next_attempt_at=now,
+            due=now,
         )
         session.add(outbox)
         await session.flush()

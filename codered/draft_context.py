@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from codered.db.models import InboundMessage, Incident, IncidentNote, OutboxMessage
+from codered.db.models import InboundMessage, Incident, OutboxMessage
+from codered.notes import list_notes
 from codered.settings import Settings
 from drafting.context import DraftContext, Fact, ThreadMessage
 from drafting.kinds import DraftKind
@@ -101,13 +102,7 @@ async def gather_context(
     def shown(moment: datetime) -> str:
         return format_reply_by(moment, tz, "en")
 
-    notes = (
-        await session.scalars(
-            select(IncidentNote)
-            .where(IncidentNote.incident_id == incident.id)
-            .order_by(IncidentNote.id)
-        )
-    ).all()
+    notes = await list_notes(session, incident.id)
     facts = tuple(
         Fact(
             text=n.text,

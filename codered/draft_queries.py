@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from codered.db.models import Draft, Incident, IncidentNote, ModelCall, OutboxMessage
-from codered.drafts import find_incident
+from codered.db.models import Draft, Incident, ModelCall, OutboxMessage
+from codered.notes import list_notes
+from codered.queries import find_incident
 
 __all__ = ["draft_detail", "incident_detail", "list_drafts", "model_usage"]
 
@@ -123,13 +124,7 @@ async def model_usage(session: AsyncSession, incident_id: int) -> dict[str, Any]
 
 async def incident_detail(session: AsyncSession, reference: str) -> dict[str, Any]:
     incident = await find_incident(session, reference)
-    notes = (
-        await session.scalars(
-            select(IncidentNote)
-            .where(IncidentNote.incident_id == incident.id)
-            .order_by(IncidentNote.id)
-        )
-    ).all()
+    notes = await list_notes(session, incident.id)
     drafts = (
         await session.scalars(
             select(Draft).where(Draft.incident_id == incident.id).order_by(Draft.id)

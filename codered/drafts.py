@@ -23,6 +23,7 @@ from codered import audit
 from codered.db.engine import Database
 from codered.db.models import Draft, Incident, ModelCall, utcnow
 from codered.draft_context import gather_context
+from codered.queries import find_incident
 from codered.settings import Settings
 from drafting.drafter import Drafter, DraftingError, DraftResult, ModelDrafter, TemplateDrafter
 from drafting.kinds import DraftKind
@@ -32,7 +33,6 @@ from policies.wording import check_wording
 __all__ = [
     "DraftOutcome",
     "DraftingWorker",
-    "find_incident",
     "make_drafter",
     "request_draft",
 ]
@@ -60,15 +60,6 @@ def make_drafter(settings: Settings) -> Drafter:
         )
     )
     return ModelDrafter(client, max_input_tokens=llm.max_input_tokens)
-
-
-async def find_incident(session: AsyncSession, reference: str) -> Incident:
-    incident = await session.scalar(
-        select(Incident).where(Incident.reference == reference.strip().upper())
-    )
-    if incident is None:
-        raise LookupError(f"no incident {reference!r} (see `codered incidents list`)")
-    return incident
 
 
 async def request_draft(

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from codered import audit
 from codered.db.engine import Database
 from codered.db.models import IncidentNote
-from codered.drafts import find_incident
+from codered.queries import find_incident
 from policies.sections import Question
 
 __all__ = ["ABOUT_CHOICES", "add_note", "list_notes", "parse_about"]

@@ -26,9 +26,17 @@ from codered import audit
 from codered.crashpoints import crashpoint
 from codered.db.engine import Database
 from codered.db.models import OutboxMessage, utcnow
+from mailer.compose import ComposedMessage
 from mailer.deliver import DeliveryError, SmtpServer, deliver
 
-__all__ = ["OutboxWorker", "SendResult", "retry_failed", "send_now", "worker_identity"]
+__all__ = [
+    "OutboxWorker",
+    "SendResult",
+    "outbox_row",
+    "retry_failed",
+    "send_now",
+    "worker_identity",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,24 @@ def _holder_is_dead(owner: str | None) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def outbox_row(
+    composed: ComposedMessage, *, incident_id: int | None, kind: str, mailbox: str, due: datetime
+) -> OutboxMessage:
+    """The outbox row for ``composed``: its exact bytes, sent from ``due`` on."""
+    return OutboxMessage(
+        incident_id=incident_id,
+        kind=kind,
+        mailbox=mailbox,
+        message_id=composed.message_id,
+        envelope_from=composed.envelope_from,
+        recipients=list(composed.recipients),
+        subject=composed.subject,
+        body_text=composed.text,
+        raw=composed.raw,
+        next_attempt_at=due,
+    )
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from codered import audit
 from codered.crashpoints import crashpoint
 from codered.db.engine import Database
-from codered.db.models import DeadLetter, InboundMessage, Incident, OutboxMessage, utcnow
+from codered.db.models import DeadLetter, InboundMessage, Incident, utcnow
 from codered.facts import gather_facts
+from codered.outbox import outbox_row
 from codered.settings import Settings
 from codered.threads import find_thread_incident
 from inbox.language import detect_language
@@ -245,17 +246,12 @@ class Pipeline:
             return incident
         composed = self._compose(row, email, incident)
         session.add(
-            OutboxMessage(
+            outbox_row(
+                composed,
                 incident_id=incident.id,
                 kind="acknowledgement",
                 mailbox=row.mailbox,
-                message_id=composed.message_id,
-                envelope_from=composed.envelope_from,
-                recipients=list(composed.recipients),
-                subject=composed.subject,
-                body_text=composed.text,
-                raw=composed.raw,
-                next_attempt_at=self.clock(),
+                due=self.clock(),
             )
         )
         incident.acknowledged_at = self.clock()

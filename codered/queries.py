@@ -10,11 +10,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from codered.db.models import DeadLetter, InboundMessage, Incident, MailboxState, OutboxMessage
 
-__all__ = ["list_dead_letters", "list_incidents", "list_mailboxes", "list_outbox"]
+__all__ = [
+    "find_incident",
+    "list_dead_letters",
+    "list_incidents",
+    "list_mailboxes",
+    "list_outbox",
+]
 
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+async def find_incident(session: AsyncSession, reference: str) -> Incident:
+    incident = await session.scalar(
+        select(Incident).where(Incident.reference == reference.strip().upper())
+    )
+    if incident is None:
+        raise LookupError(f"no incident {reference!r} (see `codered incidents list`)")
+    return incident
 
 
 async def list_incidents(session: AsyncSession, limit: int = 100) -> list[dict[str, Any]]:

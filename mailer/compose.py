@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 
@@ -181,6 +183,48 @@ def compose_acknowledgement(facts: AcknowledgementFacts, *, now: datetime) -> Co
     in_reply_to = sanitize_message_id(facts.original_message_id)
     references = references_chain(facts.original_message_id, facts.original_references)
 
+    raw = build_message(
+        sender=sender,
+        recipient=recipient,
+        subject=subject,
+        now=now,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        reference=reference,
+        text=body.text,
+        language=body.language,
+        automatic=True,
+    )
+    return ComposedMessage(
+        message_id=message_id,
+        envelope_from=sender.addr_spec,
+        recipients=(recipient.addr_spec,),
+        subject=subject,
+        text=body.text,
+        raw=raw,
+    )
+
+
+def build_message(
+    *,
+    sender: Address,
+    recipient: Address,
+    subject: str,
+    now: datetime,
+    message_id: str,
+    in_reply_to: str | None,
+    references: Sequence[str],
+    reference: str,
+    text: str,
+    language: str,
+    automatic: bool,
+) -> bytes:
+    """The bytes of one message of ours, from parts already sanitized by the caller.
+
+    ``automatic`` adds ``Auto-Submitted: auto-replied`` (RFC 3834), which only mail sent
+    without a person's decision carries. The header block is verified before returning.
+    """
     message = EmailMessage(policy=_POLICY)
     message["From"] = sender
     message["To"] = recipient
@@ -191,24 +235,16 @@ def compose_acknowledgement(facts: AcknowledgementFacts, *, now: datetime) -> Co
         set_message_ids(message, "In-Reply-To", [in_reply_to])
     if references:
         set_message_ids(message, "References", references)
-    message["Auto-Submitted"] = "auto-replied"
+    if automatic:
+        message["Auto-Submitted"] = "auto-replied"
     message["X-Auto-Response-Suppress"] = "All"
     message[LOOP_HEADER] = loop_marker(sender.addr_spec)
     message[REFERENCE_HEADER] = reference
-    message.set_content(body.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message["Content-Language"] = body.language  # after set_content, which clears Content-*
+    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message["Content-Language"] = language  # after set_content, which clears Content-*
     raw = message.as_bytes()
-
-    expected = [name for name, _ in message.raw_items()]
-    _verify_header_block(raw, expected)
-    return ComposedMessage(
-        message_id=message_id,
-        envelope_from=sender.addr_spec,
-        recipients=(recipient.addr_spec,),
-        subject=subject,
-        text=body.text,
-        raw=raw,
-    )
+    _verify_header_block(raw, [name for name, _ in message.raw_items()])
+    return raw
 
 
 def _verify_header_block(raw: bytes, expected: list[str]) -> None:

@@ -19,28 +19,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 
 from inbox.message import EmailAddress
 
 from .compose import (
-    _POLICY,
-    LOOP_HEADER,
-    REFERENCE_HEADER,
     ComposedMessage,
     _checked_domain,
     _checked_reference,
-    _verify_header_block,
-    loop_marker,
+    build_message,
     reply_subject,
 )
-from .headers import (
-    MAX_REFERENCES,
-    mailbox,
-    sanitize_message_id,
-    set_message_ids,
-    set_unstructured,
-)
+from .headers import MAX_REFERENCES, mailbox, sanitize_message_id
 
 __all__ = ["ReplyFacts", "compose_reply", "draft_message_id"]
 
@@ -92,25 +81,21 @@ def compose_reply(facts: ReplyFacts, *, now: datetime) -> ComposedMessage:
         references.append(in_reply_to)
     references = references[-MAX_REFERENCES:]
 
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = sender
-    message["To"] = recipient
     subject = reply_subject(facts.original_subject, reference, facts.language)
-    set_unstructured(message, "Subject", subject)
-    message["Date"] = now
-    message["Message-ID"] = message_id
-    if in_reply_to is not None:
-        set_message_ids(message, "In-Reply-To", [in_reply_to])
-    if references:
-        set_message_ids(message, "References", references)
-    message["X-Auto-Response-Suppress"] = "All"
-    message[LOOP_HEADER] = loop_marker(sender.addr_spec)
-    message[REFERENCE_HEADER] = reference
     body = facts.text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    message.set_content(body, subtype="plain", charset="utf-8", cte="quoted-printable")
-    message["Content-Language"] = facts.language
-    raw = message.as_bytes()
-    _verify_header_block(raw, [name for name, _ in message.raw_items()])
+    raw = build_message(
+        sender=sender,
+        recipient=recipient,
+        subject=subject,
+        now=now,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        reference=reference,
+        text=body,
+        language=facts.language,
+        automatic=False,  # a person approved it
+    )
     return ComposedMessage(
         message_id=message_id,
         envelope_from=sender.addr_spec,
