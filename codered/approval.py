@@ -29,7 +29,7 @@ from inbox.message import EmailAddress
 from mailer.reply import ReplyFacts, compose_reply
 from policies.wording import check_wording
 
-__all__ = ["Approval", "ApprovalBlockedError", "approve_draft", "reject_draft"]
+__all__ = ["Approval", "ApprovalBlockedError", "approve_draft", "reject_draft", "save_edit"]
 
 MAX_TEXT_CHARS = 100_000
 
@@ -100,6 +100,61 @@ async def _thread_ids(session: AsyncSession, incident: Incident) -> tuple[str | 
     return latest, [mid for _, mid in ordered if mid]
 
 
+async def _recheck(
+    session: AsyncSession,
+    settings: Settings,
+    draft: Draft,
+    incident: Incident,
+    text: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Check ``text`` (a person's edit) like a draft; store and return the findings."""
+    gathered = await gather_context(
+        session,
+        settings,
+        incident,
+        DraftKind(draft.kind),
+        now=now,
+        source_text=draft.source_text or "",
+    )
+    checked = check_wording(text, kind=draft.kind, known_text=gathered.context.known_text())
+    draft.findings = [f.to_dict() for f in checked]
+    return list(draft.findings)
+
+
+async def save_edit(
+    db: Database,
+    settings: Settings,
+    draft_id: int,
+    *,
+    actor: str,
+    text: str,
+    clock: Callable[[], datetime] = utcnow,
+) -> list[dict[str, Any]]:
+    """Keep a person's edit of a pending draft, re-checked; returns the new findings."""
+    if not actor.strip():
+        raise ValueError("say who edits")
+    if not text.strip():
+        raise ValueError("the text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"the edited text is longer than {MAX_TEXT_CHARS} characters")
+    async with db.write() as session:
+        draft, incident = await _pending(session, draft_id)
+        before = draft.edited_text or draft.text or ""
+        after = text.replace("\r\n", "\n").strip() + "\n"
+        findings = await _recheck(session, settings, draft, incident, after, clock())
+        if after.strip() != before.strip():
+            draft.edited_text = after
+            await audit.append(
+                session,
+                "draft.edited",
+                {"draft_id": draft.id, "diff": _diff(before, after), "findings": findings},
+                actor=actor.strip(),
+                incident_id=incident.id,
+            )
+        return findings
+
+
 async def approve_draft(
     db: Database,
     settings: Settings,
@@ -120,29 +175,18 @@ async def approve_draft(
     async with db.write() as session:
         draft, incident = await _pending(session, draft_id)
         drafted = draft.text or ""
-        final = drafted
-        edited = edited_text is not None and edited_text.strip() != drafted.strip()
+        current = draft.edited_text or drafted
+        final = current
+        edited = edited_text is not None and edited_text.strip() != current.strip()
         findings = list(draft.findings)
         if edited:
             assert edited_text is not None
             final = edited_text.strip() + "\n"
-            gathered = await gather_context(
-                session,
-                settings,
-                incident,
-                DraftKind(draft.kind),
-                now=clock(),
-                source_text=draft.source_text or "",
-            )
-            checked = check_wording(
-                final, kind=draft.kind, known_text=gathered.context.known_text()
-            )
-            findings = [f.to_dict() for f in checked]
-            draft.findings = findings
+            findings = await _recheck(session, settings, draft, incident, final, clock())
             await audit.append(
                 session,
                 "draft.edited",
-                {"draft_id": draft.id, "diff": _diff(drafted, final), "findings": findings},
+                {"draft_id": draft.id, "diff": _diff(current, final), "findings": findings},
                 actor=actor,
                 incident_id=incident.id,
             )
@@ -202,7 +246,7 @@ async def approve_draft(
                 "draft_id": draft.id,
                 "kind": draft.kind,
                 "drafter": draft.drafter,
-                "edited": edited,
+                "edited": final.strip() != drafted.strip(),
                 "override_reason": draft.override_reason,
                 "blocking_findings": [f["rule"] for f in blocking],
                 "final_text": final,
@@ -214,7 +258,12 @@ async def approve_draft(
             incident_id=incident.id,
         )
         return Approval(
-            draft.id, outbox.id, composed.message_id, composed.recipients, edited, findings
+            draft.id,
+            outbox.id,
+            composed.message_id,
+            composed.recipients,
+            final.strip() != drafted.strip(),
+            findings,
         )
 
 

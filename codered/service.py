@@ -23,6 +23,7 @@ from codered.mailstore import DatabaseMailboxStore
 from codered.outbox import OutboxWorker, worker_identity
 from codered.pipeline import Classifier, Outcome, Pipeline
 from codered.settings import MailboxSettings, Settings
+from codered.web.server import WebServer
 from inbox.ports import ImapAccount, WatcherStatus
 from inbox.watcher import MailboxWatcher
 from mailer.deliver import SmtpServer
@@ -107,6 +108,12 @@ class Service:
         )
         self.watchers: list[MailboxWatcher] = []
         self.store: DatabaseMailboxStore | None = None
+        self.web: WebServer | None = None
+        if settings.web.enabled:
+            from codered.web.app import create_app  # FastAPI only when the desk is served
+
+            app = create_app(settings, self.db, on_outbox=self._outbox_wakeup.set)
+            self.web = WebServer(app, settings.web.host, settings.web.port)
 
     async def run(self, stop: asyncio.Event) -> None:
         await upgrade(self.db)
@@ -133,6 +140,9 @@ class Service:
             # Its own task: a model that takes a minute never holds up the pipeline.
             asyncio.create_task(self._drafting_loop(stop), name="drafting"),
         ]
+        if self.web is not None:
+            tasks.append(asyncio.create_task(self.web.run(stop), name="web"))
+            log.info("review desk on http://%s:%d/", self.web.host, self.web.port)
         try:
             await stop.wait()
         finally:

@@ -211,6 +211,22 @@ class LimitsSettings(_Section):
     reference_prefix: str = Field(default="CR", pattern=r"^[A-Z]{1,8}$")
 
 
+class WebSettings(_Section):
+    """The review desk and the JSON API, served by ``codered run`` and ``codered demo``."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8025, ge=0, le=65535)
+    """0 picks a free port (tests)."""
+    trusted_user_header: str | None = None
+    """Behind a single-sign-on proxy: the header that names the signed-in user. Only set
+    this when the proxy strips the header from client requests."""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    login_attempts_per_15_minutes: int = Field(default=5, ge=1, le=1000)
+    secure_cookies: bool | None = None
+    """Mark cookies Secure; default: when the request came over HTTPS."""
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     company: CompanySettings
@@ -219,6 +235,7 @@ class Settings(_Section):
     llm: LlmSettings = LlmSettings()
     timeline: TimelineSettings = TimelineSettings()
     limits: LimitsSettings = LimitsSettings()
+    web: WebSettings = WebSettings()
 
     @model_validator(mode="after")
     def _mailbox_names_unique(self) -> Settings:

@@ -37,6 +37,7 @@ SHIPPED_DATA = [
     "codered/migrations/script.py.mako",
     "codered/migrations/versions/0001_initial_schema.py",
     "codered/migrations/versions/0002_drafts_notes_model_calls.py",
+    "codered/migrations/versions/0003_users_sessions_tokens_calls.py",
 ]
 
 

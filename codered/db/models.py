@@ -29,8 +29,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "ApiToken",
     "AuditEntry",
     "Base",
+    "Call",
     "DeadLetter",
     "Draft",
     "InboundMessage",
@@ -39,6 +41,8 @@ __all__ = [
     "MailboxState",
     "ModelCall",
     "OutboxMessage",
+    "User",
+    "WebSession",
     "utcnow",
 ]
 
@@ -247,6 +251,8 @@ class Draft(Base):
     """The structured draft as the drafter returned it (validated)."""
     text: Mapped[str | None] = mapped_column(Text)
     """The drafted customer text."""
+    edited_text: Mapped[str | None] = mapped_column(Text)
+    """A person's saved edit, not yet approved (the review desk saves as you go)."""
     final_text: Mapped[str | None] = mapped_column(Text)
     """What a person approved (the drafted text, or their edit)."""
     notes_to_csm: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -285,3 +291,59 @@ class ModelCall(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class User(Base):
+    """A person who signs in to the review desk: csm, manager or admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    """argon2; None for accounts that only sign in through the SSO header."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebSession(Base):
+    """A signed-in browser; in the database so that several processes share sign-ins."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class Call(Base):
+    """A phone call with a customer, logged so that it is followed by an email."""
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_incident", "incident_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    started_at: Mapped[datetime]
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    participants: Mapped[list[str]] = mapped_column(JSON)
+    notes: Mapped[str] = mapped_column(Text)
+    logged_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

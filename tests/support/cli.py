@@ -79,7 +79,12 @@ security = "none"
 from_name = {_s(smtp.from_name)}
 timeout_seconds = {smtp.timeout_seconds}
 
-{_llm(settings)}"""
+{_llm(settings)}
+[web]
+enabled = {"true" if settings.web.enabled else "false"}
+host = {_s(settings.web.host)}
+port = {settings.web.port}
+"""
 
 
 def _llm(settings: Settings) -> str:

@@ -55,6 +55,8 @@ def make_settings(
             "from_name": "Acme Customer Success",
             "timeout_seconds": 5.0,
         },
+        # Any free port: many services run in one test session, sometimes side by side.
+        "web": {"port": 0},
     }
     for section, values in overrides.items():
         if isinstance(values, dict):

@@ -1,0 +1,247 @@
+"""What the review desk shows: the queue of what needs a person now, and one incident whole.
+
+Plain dicts, JSON-ready, shared by the HTML pages and the JSON API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codered.db.models import (
+    Call,
+    DeadLetter,
+    Draft,
+    InboundMessage,
+    Incident,
+    OutboxMessage,
+)
+from codered.draft_queries import draft_detail, model_usage
+from codered.notes import list_notes
+from codered.queries import find_incident
+
+__all__ = ["PROMISE_WARNING", "incident_page", "work_queue"]
+
+PROMISE_WARNING = timedelta(hours=1)
+"""An incident whose promised time is this close (or passed) is in the queue."""
+_OPEN = ("acknowledged", "held")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _row(
+    kind: str,
+    due: datetime,
+    now: datetime,
+    reference: str | None,
+    title: str,
+    detail: str,
+    link: str,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "due": _iso(due),
+        "minutes_left": int((due - now).total_seconds() // 60),
+        "reference": reference,
+        "title": title,
+        "detail": detail,
+        "link": link,
+    }
+
+
+async def work_queue(
+    session: AsyncSession, now: datetime, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Everything waiting for a person, most urgent first."""
+    rows: list[dict[str, Any]] = []
+    drafts = await session.execute(
+        select(Draft, Incident)
+        .join(Incident, Incident.id == Draft.incident_id)
+        .where(Draft.status.in_(("pending", "failed", "requested", "drafting")))
+        .order_by(Draft.id)
+        .limit(limit)
+    )
+    for draft, incident in drafts.all():
+        blocking = sum(1 for f in draft.findings if f.get("severity") == "blocking")
+        if draft.status == "pending":
+            detail = f"{draft.kind} draft waiting for approval"
+            detail += f", {blocking} blocking finding(s)" if blocking else ""
+            kind = "draft"
+        elif draft.status == "failed":
+            kind, detail = "draft_failed", f"{draft.kind} draft failed: {draft.error or ''}"
+        else:
+            kind, detail = "drafting", f"{draft.kind} draft is being written"
+        rows.append(
+            _row(
+                kind,
+                incident.reply_by,
+                now,
+                incident.reference,
+                incident.subject,
+                detail,
+                f"/incidents/{incident.reference}#draft-{draft.id}",
+            )
+        )
+    promised = await session.scalars(
+        select(Incident)
+        .where(Incident.status.in_(_OPEN), Incident.reply_by <= now + PROMISE_WARNING)
+        .order_by(Incident.reply_by)
+        .limit(limit)
+    )
+    for incident in promised:
+        late = incident.reply_by <= now
+        detail = "promised time passed" if late else "promised time is close"
+        rows.append(
+            _row(
+                "promise_passed" if late else "promise_close",
+                incident.reply_by,
+                now,
+                incident.reference,
+                incident.subject,
+                detail,
+                f"/incidents/{incident.reference}",
+            )
+        )
+    held = await session.scalars(
+        select(Incident).where(Incident.status == "held").order_by(Incident.id).limit(limit)
+    )
+    for incident in held:
+        rows.append(
+            _row(
+                "held",
+                incident.opened_at,
+                now,
+                incident.reference,
+                incident.subject,
+                f"held for a person: {incident.held_reason or ''}",
+                f"/incidents/{incident.reference}",
+            )
+        )
+    failed = await session.execute(
+        select(OutboxMessage, Incident.reference)
+        .outerjoin(Incident, Incident.id == OutboxMessage.incident_id)
+        .where(OutboxMessage.status == "failed")
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    for out, reference in failed.all():
+        link = f"/incidents/{reference}" if reference else "/"
+        rows.append(
+            _row(
+                "send_failed",
+                out.created_at,
+                now,
+                reference,
+                out.subject,
+                f"sending failed: {out.last_error or ''}",
+                link,
+            )
+        )
+    dead = await session.scalars(
+        select(DeadLetter).where(DeadLetter.status == "open").order_by(DeadLetter.id).limit(limit)
+    )
+    for letter in dead:
+        title = f"dead letter {letter.id} in {letter.mailbox}"
+        rows.append(_row("dead_letter", letter.created_at, now, None, title, letter.reason, "/"))
+    rows.sort(key=lambda r: r["due"] or "")
+    return rows[:limit]
+
+
+async def incident_page(session: AsyncSession, reference: str) -> dict[str, Any]:
+    """One incident for the desk: thread, classification, promises, notes, calls, drafts."""
+    incident = await find_incident(session, reference)
+    inbound = (
+        await session.scalars(
+            select(InboundMessage)
+            .where(InboundMessage.incident_id == incident.id)
+            .order_by(InboundMessage.id)
+        )
+    ).all()
+    outbound = (
+        await session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.incident_id == incident.id)
+            .order_by(OutboxMessage.id)
+        )
+    ).all()
+    thread: list[dict[str, Any]] = [
+        {
+            "direction": "in",
+            "id": m.id,
+            "at": _iso(m.fetched_at),
+            "from": m.sender,
+            "subject": m.subject,
+            "decision": m.decision,
+        }
+        for m in inbound
+    ]
+    thread += [
+        {
+            "direction": "out",
+            "id": o.id,
+            "at": _iso(o.sent_at or o.created_at),
+            "from": o.envelope_from,
+            "to": list(o.recipients),
+            "subject": o.subject,
+            "text": o.body_text,
+            "kind": o.kind,
+            "status": o.status,
+            "smtp_reply": o.smtp_reply,
+            "last_error": o.last_error,
+        }
+        for o in outbound
+    ]
+    thread.sort(key=lambda m: m["at"] or "")
+    calls = (
+        await session.scalars(select(Call).where(Call.incident_id == incident.id).order_by(Call.id))
+    ).all()
+    draft_ids = (
+        await session.scalars(
+            select(Draft.id).where(Draft.incident_id == incident.id).order_by(Draft.id.desc())
+        )
+    ).all()
+    first_decision = inbound[0].decision if inbound else None
+    return {
+        "reference": incident.reference,
+        "customer": incident.customer_email,
+        "customer_name": incident.customer_name,
+        "subject": incident.subject,
+        "category": incident.category,
+        "severity": incident.severity,
+        "confidence": round(incident.confidence, 3),
+        "status": incident.status,
+        "held_reason": incident.held_reason,
+        "opened_at": _iso(incident.opened_at),
+        "acknowledged_at": _iso(incident.acknowledged_at),
+        "reply_by": _iso(incident.reply_by),
+        "decision": first_decision,
+        "thread": thread,
+        "notes": [
+            {
+                "id": n.id,
+                "about": n.about,
+                "author": n.author,
+                "at": _iso(n.created_at),
+                "text": n.text,
+            }
+            for n in await list_notes(session, incident.id)
+        ],
+        "calls": [
+            {
+                "id": c.id,
+                "started_at": _iso(c.started_at),
+                "duration_minutes": c.duration_minutes,
+                "participants": list(c.participants),
+                "notes": c.notes,
+                "logged_by": c.logged_by,
+            }
+            for c in calls
+        ],
+        "drafts": [await draft_detail(session, draft_id) for draft_id in draft_ids],
+        "model_usage": await model_usage(session, incident.id),
+    }
