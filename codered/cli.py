@@ -23,6 +23,7 @@ from codered.cli_support import (
     run_async,
     with_db,
 )
+from codered.cli_users import tokens_app, users_app
 
 __all__ = ["app", "main"]
 
@@ -42,6 +43,8 @@ app.add_typer(incidents_app, name="incidents")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(drafts_app, name="drafts")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 register_incident_commands(incidents_app)
 
 

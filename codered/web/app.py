@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from codered import audit
 from codered.db.engine import Database
 from codered.settings import Settings
-from codered.web import admin, api, pages
+from codered.web import admin, api, manager, pages
 from codered.web.auth import Guard, LoginThrottle, SignInRequiredError
 from codered.web.render import page
 
@@ -57,6 +57,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(admin.router)
+    app.include_router(manager.router)
     app.include_router(api.router)
     _add_handlers(app)
     return app

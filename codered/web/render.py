@@ -31,7 +31,13 @@ def left(minutes: int) -> str:
     return f"{sign}{hours} h {mins:02d} min" if hours else f"{sign}{mins} min"
 
 
-templates.env.filters.update(when=when, left=left)
+def duration(seconds: float | None) -> str:
+    from codered.web.charts import format_duration
+
+    return "-" if seconds is None else format_duration(seconds)
+
+
+templates.env.filters.update(when=when, left=left, duration=duration)
 
 
 def page(

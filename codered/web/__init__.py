@@ -1,0 +1,1 @@
+"""The web application: review desk, audit views, JSON API."""
