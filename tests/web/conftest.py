@@ -70,7 +70,11 @@ def desk(tmp_path: Path) -> Iterator[Desk]:
     with EmbeddedImapServer() as imap, SmtpSink() as sink:
         port = free_port()
         settings = make_settings(
-            tmp_path, imap.port, sink.port, username=imap.username, password=imap.password,
+            tmp_path,
+            imap.port,
+            sink.port,
+            username=imap.username,
+            password=imap.password,
             web={"port": port},
         )
         config = write_config(tmp_path / "codered.toml", settings)
