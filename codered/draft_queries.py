@@ -82,6 +82,7 @@ async def draft_detail(session: AsyncSession, draft_id: int) -> dict[str, Any]:
         **_summary(draft, incident.reference),
         "prompt": draft.prompt,
         "text": draft.text,
+        "edited_text": draft.edited_text,
         "final_text": draft.final_text,
         "notes_to_csm": list(draft.notes_to_csm),
         "finding_list": list(draft.findings),

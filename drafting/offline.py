@@ -143,7 +143,8 @@ class OfflineDrafter:
         else:
             changed = "There is no news yet since our last message; the work on it continues."
             notes.append("No fact was recorded since our last message: this is a no-news update.")
-        plans = ctx.facts_about(Question.RESOLUTION)
+        # A plan already told as news is not repeated as the next step.
+        plans = [f for f in ctx.facts_about(Question.RESOLUTION) if f not in new]
         next_steps = _sentence(plans[-1].text) if plans else "We are continuing to work on it."
         return ProgressUpdate(what_changed=changed, next_steps=next_steps, notes_to_csm=notes)
 

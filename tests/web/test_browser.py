@@ -60,7 +60,7 @@ def _sign_in(browser: Any, desk: Desk, role: str) -> Any:
 
 
 def test_a_csm_edits_sees_a_finding_approves_and_the_customer_gets_the_edit(
-    browser: Any, desk: Desk
+    desk: Desk, browser: Any
 ) -> None:
     desk.cli(
         "incidents",
@@ -84,17 +84,14 @@ def test_a_csm_edits_sees_a_finding_approves_and_the_customer_gets_the_edit(
     box = page.locator(f"#draft-{draft['id']} textarea")
     text = box.input_value()
     # A careless edit: blame and "soon" appear as findings once saved.
-    box.fill(
-        text.replace(
-            "We are continuing", "You failed to configure the webhook, so we are continuing"
-        )
-        + "\nWe will fix it soon."
-    )
+    box.fill(text + "\nYou failed to configure the webhook. We will fix it soon.")
     page.click(f"#draft-{draft['id']} button.save")
     findings = page.locator(f"#draft-{draft['id']} li.finding")
     findings.first.wait_for()
     rules = {findings.nth(n).get_attribute("data-rule") for n in range(findings.count())}
     assert {"blame", "vague_timeline"} <= rules
+    saved = page.locator(f"#draft-{draft['id']} textarea").input_value()
+    assert "You failed to configure the webhook" in saved, "the saved edit is shown"
     page.screenshot(path=str(ARTIFACTS / "incident.png"), full_page=True)
 
     # The CSM takes it back out, adds a line of their own, and approves.
@@ -110,7 +107,7 @@ def test_a_csm_edits_sees_a_finding_approves_and_the_customer_gets_the_edit(
     assert "from Alice," in body and "failed to configure" not in body
 
 
-def test_a_manager_exports_the_audit_trail(browser: Any, desk: Desk, tmp_path: Path) -> None:
+def test_a_manager_exports_the_audit_trail(desk: Desk, browser: Any, tmp_path: Path) -> None:
     page = _sign_in(browser, desk, "manager")
     page.goto(desk.url + "/audit")
     assert "Hash chain intact" in page.content()
@@ -141,7 +138,7 @@ def _attached(desk: Desk, count: int) -> bool:
     return len([m for m in thread if m["direction"] == "in"]) >= count
 
 
-def test_hostile_html_mail_runs_nothing_and_loads_nothing_remote(browser: Any, desk: Desk) -> None:
+def test_hostile_html_mail_runs_nothing_and_loads_nothing_remote(desk: Desk, browser: Any) -> None:
     tracker = "tracker.invalid"
     message = EmailMessage()
     message["From"] = "Dana Whitfield <dana@northwind.example>"
