@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from codered.cli_audit import audit_app
 from codered.cli_drafts import drafts_app, register_incident_commands
 from codered.cli_support import (
     ConfigOption,
@@ -44,6 +45,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(drafts_app, name="drafts")
 app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
 app.add_typer(tokens_app, name="tokens")
 register_incident_commands(incidents_app)
 

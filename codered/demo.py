@@ -9,6 +9,7 @@ the sample emails, and shows live what happened to each one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import tempfile
 import time
@@ -23,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import select
 
+from codered.db.migrate import upgrade
 from codered.db.models import InboundMessage, Incident, MailboxState, OutboxMessage
 from codered.demo_drafts import show_a_draft
 from codered.demo_samples import Sample, build_samples
@@ -219,6 +221,7 @@ async def _demo(
     company_tz = settings.company.calendar().tz
     try:
         with Live(_table(state), console=console, refresh_per_second=8, transient=False) as live:
+            await _demo_people(service)
             if not await _wait_for_baseline(service, ready, stop):
                 console.print("[red]the embedded mailbox did not come up; stopping[/]")
                 stop.set()
@@ -249,12 +252,26 @@ async def _demo(
                         drafted = Group(Text(f"(no draft shown: {exc})", style="dim"))
                     if drafted is not None:
                         live.console.print(drafted)
-                    live.console.print(_summary(state, imap, sink, config_path, duration))
+                    live.console.print(_summary(state, imap, sink, config_path, duration, settings))
                 await _sleep_until(stop, 0.25)
     finally:
         stop.set()
         await runner
     return 0
+
+
+DEMO_PASSWORD = "codered-demo"  # noqa: S105 (documented, loopback only)
+"""The demo's people share one password: the desk listens on loopback only."""
+
+
+async def _demo_people(service: Service) -> None:
+    """A csm, a manager and an admin, so the review desk can be tried at once."""
+    from codered.accounts import add_user
+
+    await upgrade(service.db)
+    for role in ("csm", "manager", "admin"):
+        with contextlib.suppress(ValueError):  # a kept --data-dir already has them
+            await add_user(service.db, role, role, DEMO_PASSWORD, actor="demo")
 
 
 def _ack_panel(row: _Row) -> Panel:
@@ -270,7 +287,12 @@ def _ack_panel(row: _Row) -> Panel:
 
 
 def _summary(
-    state: _State, imap: EmbeddedImapServer, sink: SmtpSink, config: Path, duration: float | None
+    state: _State,
+    imap: EmbeddedImapServer,
+    sink: SmtpSink,
+    config: Path,
+    duration: float | None,
+    settings: Settings,
 ) -> Group:
     acknowledged = sum(1 for r in state.rows if r.action == "acknowledge")
     ignored = sum(1 for r in state.rows if r.action == "ignore")
@@ -286,6 +308,11 @@ def _summary(
         Text.from_markup(
             f"Mailbox: [cyan]imap://{imap.username}:{imap.password}@127.0.0.1:{imap.port}/INBOX[/]"
             " — append your own mail with any client and watch it here."
+        ),
+        Text.from_markup(
+            f"Review desk: [cyan]http://{settings.web.host}:{settings.web.port}/[/] — sign in as "
+            f"[bold]csm[/], [bold]manager[/] or [bold]admin[/] with the password "
+            f"[bold]{DEMO_PASSWORD}[/]"
         ),
         Text.from_markup(
             f"Explore: [cyan]codered incidents list --config {config}[/]  "
