@@ -45,3 +45,32 @@ def test_postgres_schema_matches_the_models() -> None:
         diff, revision = _differences(url)
     assert diff == []
     assert revision == head_revision()
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_to_change_or_delete_audit_entries() -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from codered import audit
+
+    async def run(url: str) -> list[str]:
+        db = Database(url)
+        refused = []
+        try:
+            await upgrade(db)
+            async with db.write() as session:
+                await audit.append(session, "test.entry", {"n": 1})
+            for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+                try:
+                    async with db.write() as session:
+                        await session.execute(text(statement))
+                except DBAPIError as exc:
+                    refused.append(str(exc.orig))
+        finally:
+            await db.dispose()
+        return refused
+
+    with postgres_database() as url:
+        refused = asyncio.run(run(url))
+    assert len(refused) == 2 and all("append-only" in r for r in refused)
