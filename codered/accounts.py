@@ -55,7 +55,9 @@ class SignedIn:
     name: str
     role: str
     csrf_token: str | None = None
-    """Set for browser sessions; API tokens and the SSO header need none (no cookies)."""
+    """Set for browser sessions; API tokens need none (no cookies are involved)."""
+    via: str = "session"
+    """``session``, ``token`` or ``sso`` (the trusted header of a reverse proxy)."""
 
 
 async def add_user(db: Database, name: str, role: str, password: str | None, *, actor: str) -> int:
@@ -163,4 +165,4 @@ async def user_for_token(session: AsyncSession, token: str) -> SignedIn | None:
     ).first()
     if row is None or row[1].disabled:
         return None
-    return SignedIn(row[1].id, row[1].name, row[1].role)
+    return SignedIn(row[1].id, row[1].name, row[1].role, via="token")

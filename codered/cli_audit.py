@@ -182,7 +182,7 @@ def audit_export(
         int | None, typer.Option(min=0, help="At most N entries, oldest first.")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+        Path | None, typer.Option("--output", "-o", help="Write here ('-': stdout).")
     ] = None,
     as_: Annotated[
         str | None, typer.Option("--as", help="Who exports (recorded; default: your login name).")
@@ -190,6 +190,8 @@ def audit_export(
     config: ConfigOption = None,
 ) -> None:
     """Audit entries in chain order, as JSON Lines or CSV; the export itself is audited."""
+    if output is not None and str(output) == "-":
+        output = None
     start = _when("--since", since)
     end = _when("--until", until, end_of_day=True)
     if start is not None and end is not None and start >= end:

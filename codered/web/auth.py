@@ -14,6 +14,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 from sqlalchemy import select
@@ -51,7 +52,7 @@ class Guard:
                 if name:
                     user = await session.scalar(select(User).where(User.name == name))
                     if user is not None and not user.disabled:
-                        return SignedIn(user.id, user.name, user.role)
+                        return SignedIn(user.id, user.name, user.role, via="sso")
             cookie = request.cookies.get(COOKIE)
             if cookie:
                 return await session_for(session, cookie)
@@ -88,6 +89,11 @@ def requires(permission: Permission) -> Callable[[Request], Awaitable[SignedIn]]
         if not allowed(who.role, permission):
             await guard.deny(request, who, permission)
             raise HTTPException(403, f"your role ({who.role}) may not {permission.value}")
+        if request.method not in ("GET", "HEAD") and who.via == "sso" and not _same_origin(request):
+            # The proxy's own cookie signs every request in, forged ones too: only forms
+            # sent by a page of this site are accepted.
+            await guard.deny(request, who, permission)
+            raise HTTPException(403, "the form was not sent by this site")
         if request.method not in ("GET", "HEAD") and who.csrf_token is not None:
             sent = request.headers.get("x-csrf-token")
             if sent is None:
@@ -101,6 +107,13 @@ def requires(permission: Permission) -> Callable[[Request], Awaitable[SignedIn]]
         return who
 
     return dependency
+
+
+def _same_origin(request: Request) -> bool:
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return True
+    origin = request.headers.get("origin")
+    return bool(origin) and urlsplit(origin).netloc == request.headers.get("host")
 
 
 class LoginThrottle:

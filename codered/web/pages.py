@@ -6,6 +6,7 @@ the session's CSRF token, and every route names the permission it needs.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 from urllib.parse import quote
 
@@ -144,7 +145,8 @@ async def incident(request: Request, reference: str, user: Viewer) -> Response:
             if message["direction"] == "in":
                 row = await session.get(InboundMessage, message["id"])
                 raw = row.raw if row is not None else None
-                message["display"] = display_parts(raw or b"")
+                # CPU work (HTML to text): off the event loop that also sends acknowledgements.
+                message["display"] = await asyncio.to_thread(display_parts, raw or b"")
     for draft in data["drafts"]:
         draft["blocking"] = sum(1 for f in draft["finding_list"] if f["severity"] == "blocking")
     busy = any(d["status"] in ("requested", "drafting") for d in data["drafts"])
@@ -159,7 +161,7 @@ async def mail_frame(request: Request, inbound_id: int, user: Viewer) -> Respons
         row = await session.get(InboundMessage, inbound_id)
     if row is None or row.raw is None or row.incident_id is None:
         raise HTTPException(404, "no such message")
-    shown = display_parts(row.raw)
+    shown = await asyncio.to_thread(display_parts, row.raw)
     body = frame_document(shown.html) if shown.html else frame_document("<p>(no HTML part)</p>")
     return HTMLResponse(
         body,

@@ -17,7 +17,6 @@ import getpass
 import json
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -34,11 +33,11 @@ from codered.db.engine import Database
 from codered.embedded import EmbeddedImapServer, SmtpSink
 from codered.settings import Settings
 from tests.support import mail
-from tests.support.cli import cli_env, run_cli, write_config
+from tests.support.cli import cli_env, codered_command, run_cli, write_config
 from tests.support.service import RunningService, make_settings
 
 # Once mounted: AUDIT = [*codered_command(), "audit"] (from tests.support.cli).
-AUDIT = [sys.executable, "-c", "from codered.cli_audit import audit_app; audit_app()"]
+AUDIT = [*codered_command(), "audit"]
 DANA = "dana@northwind.example"
 LEE = "lee@contoso.example"
 FORMULA = '=HYPERLINK("https://evil.example/x","open")'
