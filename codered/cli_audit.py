@@ -11,7 +11,6 @@ audit_app()" verify``), before it is mounted as ``codered audit``.
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from codered.cli_support import (
     err,
     fail,
     load_cli_settings,
+    login_name,
     print_json,
     run_async,
     with_db,
@@ -52,10 +52,7 @@ class ExportFormat(StrEnum):
 
 
 def _who() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "operator"
+    return login_name()
 
 
 @audit_app.command("verify")

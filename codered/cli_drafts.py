@@ -8,7 +8,6 @@ the same path the service uses.
 
 from __future__ import annotations
 
-import getpass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +22,7 @@ from codered.cli_support import (
     console,
     fail,
     load_cli_settings,
+    login_name,
     print_json,
     print_rows,
     run_async,
@@ -53,10 +53,7 @@ class AboutChoice(StrEnum):
 
 
 def _who() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "operator"
+    return login_name()
 
 
 AsOption = Annotated[

@@ -28,6 +28,7 @@ __all__ = [
     "err",
     "fail",
     "load_cli_settings",
+    "login_name",
     "print_json",
     "print_rows",
     "run_async",
@@ -122,6 +123,16 @@ async def with_db(settings: Any, work: Callable[[Any], Awaitable[T]], *, migrate
         return await work(db)
     finally:
         await db.dispose()
+
+
+def login_name(default: str = "operator") -> str:
+    """Who runs this command, for the audit trail when no ``--as`` is given."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return default
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from codered.cli_support import (
     console,
     fail,
     load_cli_settings,
+    login_name,
     print_rows,
     run_async,
     with_db,
@@ -26,10 +26,7 @@ tokens_app = typer.Typer(help="Bearer tokens for the JSON API.", no_args_is_help
 
 
 def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no login name in some containers
-        return "cli"
+    return f"cli:{login_name('unknown')}"
 
 
 def _password(from_stdin: bool) -> str:

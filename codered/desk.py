@@ -21,7 +21,7 @@ from codered.db.models import (
 )
 from codered.draft_queries import draft_detail, model_usage
 from codered.notes import list_notes
-from codered.queries import find_incident
+from codered.queries import find_incident, incident_dict
 
 __all__ = ["PROMISE_WARNING", "incident_page", "work_queue"]
 
@@ -207,18 +207,7 @@ async def incident_page(session: AsyncSession, reference: str) -> dict[str, Any]
     ).all()
     first_decision = inbound[0].decision if inbound else None
     return {
-        "reference": incident.reference,
-        "customer": incident.customer_email,
-        "customer_name": incident.customer_name,
-        "subject": incident.subject,
-        "category": incident.category,
-        "severity": incident.severity,
-        "confidence": round(incident.confidence, 3),
-        "status": incident.status,
-        "held_reason": incident.held_reason,
-        "opened_at": _iso(incident.opened_at),
-        "acknowledged_at": _iso(incident.acknowledged_at),
-        "reply_by": _iso(incident.reply_by),
+        **incident_dict(incident),
         "decision": first_decision,
         "thread": thread,
         "notes": [

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from codered.db.models import Draft, Incident, ModelCall, OutboxMessage
 from codered.notes import list_notes
-from codered.queries import find_incident
+from codered.queries import find_incident, incident_dict
 
 __all__ = ["draft_detail", "incident_detail", "list_drafts", "model_usage"]
 
@@ -132,16 +132,7 @@ async def incident_detail(session: AsyncSession, reference: str) -> dict[str, An
         )
     ).all()
     return {
-        "reference": incident.reference,
-        "customer": incident.customer_email,
-        "customer_name": incident.customer_name,
-        "subject": incident.subject,
-        "category": incident.category,
-        "severity": incident.severity,
-        "status": incident.status,
-        "opened_at": _iso(incident.opened_at),
-        "acknowledged_at": _iso(incident.acknowledged_at),
-        "reply_by": _iso(incident.reply_by),
+        **incident_dict(incident),
         "notes": [
             {
                 "id": n.id,

@@ -12,6 +12,7 @@ from codered.db.models import DeadLetter, InboundMessage, Incident, MailboxState
 
 __all__ = [
     "find_incident",
+    "incident_dict",
     "list_dead_letters",
     "list_incidents",
     "list_mailboxes",
@@ -32,26 +33,28 @@ async def find_incident(session: AsyncSession, reference: str) -> Incident:
     return incident
 
 
+def incident_dict(i: Incident) -> dict[str, Any]:
+    """One incident's own fields, as every listing and page shows them."""
+    return {
+        "reference": i.reference,
+        "customer": i.customer_email,
+        "customer_name": i.customer_name,
+        "subject": i.subject,
+        "category": i.category,
+        "severity": i.severity,
+        "status": i.status,
+        "confidence": round(i.confidence, 3),
+        "language": i.language,
+        "opened_at": _iso(i.opened_at),
+        "acknowledged_at": _iso(i.acknowledged_at),
+        "reply_by": _iso(i.reply_by),
+        "held_reason": i.held_reason,
+    }
+
+
 async def list_incidents(session: AsyncSession, limit: int = 100) -> list[dict[str, Any]]:
     rows = await session.scalars(select(Incident).order_by(Incident.id.desc()).limit(limit))
-    return [
-        {
-            "reference": i.reference,
-            "customer": i.customer_email,
-            "customer_name": i.customer_name,
-            "subject": i.subject,
-            "category": i.category,
-            "severity": i.severity,
-            "status": i.status,
-            "confidence": round(i.confidence, 3),
-            "language": i.language,
-            "opened_at": _iso(i.opened_at),
-            "acknowledged_at": _iso(i.acknowledged_at),
-            "reply_by": _iso(i.reply_by),
-            "held_reason": i.held_reason,
-        }
-        for i in rows
-    ]
+    return [incident_dict(i) for i in rows]
 
 
 async def list_outbox(
