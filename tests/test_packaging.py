@@ -38,6 +38,7 @@ SHIPPED_DATA = [
     "codered/migrations/versions/0001_initial_schema.py",
     "codered/migrations/versions/0002_drafts_notes_model_calls.py",
     "codered/migrations/versions/0003_users_sessions_tokens_calls.py",
+    "codered/migrations/versions/0004_lifecycle_promises_policy_events.py",
 ]
 
 

@@ -41,6 +41,8 @@ __all__ = [
     "MailboxState",
     "ModelCall",
     "OutboxMessage",
+    "PolicyEvent",
+    "Promise",
     "User",
     "WebSession",
     "utcnow",
@@ -139,13 +141,20 @@ class Incident(Base):
     confidence: Mapped[float] = mapped_column(Float)
     language: Mapped[str] = mapped_column(String(8), default="en")
     status: Mapped[str] = mapped_column(String(24))
-    """acknowledged | held (no automatic reply; a person must act)."""
+    """held (no automatic reply; a person must act), or a step of the incident's life:
+    acknowledged → gathering_facts → investigating → resolving → resolved → summarized →
+    closed (``codered.lifecycle``)."""
     held_reason: Mapped[str | None] = mapped_column(Text)
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None]
     reply_by: Mapped[datetime]
     """The promised time of the next substantive update (already buffered)."""
     customer_utc_offset_minutes: Mapped[int | None] = mapped_column(Integer)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    """The CSM in the customer's corner (assigned by rule, round robin or by hand)."""
+    status_changed_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    escalated_at: Mapped[datetime | None]
 
 
 class OutboxMessage(Base):
@@ -347,3 +356,38 @@ class Call(Base):
     notes: Mapped[str] = mapped_column(Text)
     logged_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Promise(Base):
+    """A time we told the customer we would write by; kept when a message went out in time."""
+
+    __tablename__ = "promises"
+    __table_args__ = (Index("ix_promises_open", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    due_at: Mapped[datetime]
+    stated_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(32))
+    """``acknowledgement`` or ``reply.<kind>``: the message that stated it."""
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    """open → kept | missed | superseded (a later message stated a new time in time)."""
+    settled_at: Mapped[datetime | None]
+    settled_by_outbox_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class PolicyEvent(Base):
+    """One thing a clocked policy did (a draft prepared, a violation, a notification).
+
+    ``key`` is unique: running the clock twice, or in two processes, never does it twice."""
+
+    __tablename__ = "policy_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    policy: Mapped[str] = mapped_column(String(32))
+    incident_id: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    cleared_at: Mapped[datetime | None]
