@@ -23,6 +23,7 @@ from codered.db.engine import Database
 from codered.db.models import Draft, InboundMessage, Incident, OutboxMessage, utcnow
 from codered.draft_context import gather_context
 from codered.outbox import outbox_row
+from codered.promises import record_promise
 from codered.settings import Settings
 from drafting.kinds import DraftKind
 from inbox.message import EmailAddress
@@ -91,7 +92,10 @@ async def _thread_ids(session: AsyncSession, incident: Incident) -> tuple[str | 
     ours = (
         await session.execute(
             select(OutboxMessage.created_at, OutboxMessage.message_id)
-            .where(OutboxMessage.incident_id == incident.id)
+            .where(
+                OutboxMessage.incident_id == incident.id,
+                OutboxMessage.kind.notlike("internal.%"),
+            )
             .order_by(OutboxMessage.id)
         )
     ).all()
@@ -239,6 +243,15 @@ async def approve_draft(
                 incident_id=incident.id,
             )
             incident.reply_by = draft.promise_at
+        if draft.promise_at is not None:
+            await record_promise(
+                session,
+                incident_id=incident.id,
+                due_at=draft.promise_at,
+                stated_at=now,
+                source=f"reply.{draft.kind}",
+                outbox_id=outbox.id,
+            )
         await audit.append(
             session,
             "draft.approved",

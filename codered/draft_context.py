@@ -52,7 +52,10 @@ async def _thread(session: AsyncSession, incident: Incident) -> list[ThreadMessa
     sent = (
         await session.scalars(
             select(OutboxMessage)
-            .where(OutboxMessage.incident_id == incident.id)
+            .where(
+                OutboxMessage.incident_id == incident.id,
+                OutboxMessage.kind.notlike("internal.%"),  # our own team's mail is not the thread
+            )
             .order_by(OutboxMessage.id.desc())
             .limit(MAX_THREAD_MESSAGES)
         )

@@ -19,13 +19,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
 
 from codered import audit
 from codered.crashpoints import crashpoint
 from codered.db.engine import Database
-from codered.db.models import OutboxMessage, utcnow
+from codered.db.models import Incident, OutboxMessage, utcnow
+from codered.promises import settle_promises
 from mailer.compose import ComposedMessage
 from mailer.deliver import DeliveryError, SmtpServer, deliver
 
@@ -89,6 +91,26 @@ def outbox_row(
         raw=composed.raw,
         next_attempt_at=due,
     )
+
+
+async def _after_summary(session: Any, row: OutboxMessage) -> None:
+    """The four-question summary of a resolved incident went out: it is now summarized."""
+    if row.kind != "reply.summary" or row.incident_id is None:
+        return
+    incident = await session.get(Incident, row.incident_id)
+    if incident is not None and incident.status == "resolved":
+        incident.status = "summarized"
+        incident.status_changed_at = row.sent_at
+        await audit.append(
+            session,
+            "incident.moved",
+            {
+                "from": "resolved",
+                "to": "summarized",
+                "because": "the four-question summary was sent",
+            },
+            incident_id=incident.id,
+        )
 
 
 @dataclass(frozen=True)
@@ -214,6 +236,8 @@ class OutboxWorker:
             row.smtp_reply = reply[:1000]
             row.lease_until = None
             row.last_error = None
+            await settle_promises(session, row)
+            await _after_summary(session, row)
             await audit.append(
                 session,
                 "mail.sent",

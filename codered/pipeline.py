@@ -25,6 +25,8 @@ from codered.db.engine import Database
 from codered.db.models import DeadLetter, InboundMessage, Incident, utcnow
 from codered.facts import gather_facts
 from codered.outbox import outbox_row
+from codered.owners import assign_owner
+from codered.promises import record_promise
 from codered.settings import Settings
 from codered.threads import find_thread_incident
 from inbox.language import detect_language
@@ -245,16 +247,24 @@ class Pipeline:
                 log.error("automatic acknowledgements stopped: %s", decision.reason)
             return incident
         composed = self._compose(row, email, incident)
-        session.add(
-            outbox_row(
-                composed,
-                incident_id=incident.id,
-                kind="acknowledgement",
-                mailbox=row.mailbox,
-                due=self.clock(),
-            )
+        ack = outbox_row(
+            composed,
+            incident_id=incident.id,
+            kind="acknowledgement",
+            mailbox=row.mailbox,
+            due=self.clock(),
         )
+        session.add(ack)
+        await session.flush()
         incident.acknowledged_at = self.clock()
+        await record_promise(
+            session,
+            incident_id=incident.id,
+            due_at=incident.reply_by,
+            stated_at=incident.acknowledged_at,
+            source="acknowledgement",
+            outbox_id=ack.id,
+        )
         await audit.append(
             session,
             "acknowledgement.queued",
@@ -302,6 +312,8 @@ class Pipeline:
         session.add(incident)
         await session.flush()
         incident.reference = f"{self.settings.limits.reference_prefix}-{1000 + incident.id}"
+        incident.owner = assign_owner(self.settings, incident.customer_email, incident.id)
+        incident.status_changed_at = received
         await session.flush()
         await audit.append(
             session,
@@ -315,6 +327,7 @@ class Pipeline:
                 "reply_by": promised.isoformat(),
                 "signals": list(classification.signals),
                 "classified_by": classification.source,
+                "owner": incident.owner,
             },
             incident_id=incident.id,
         )

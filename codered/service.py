@@ -22,6 +22,7 @@ from codered.mailbox_lock import hold_mailbox
 from codered.mailstore import DatabaseMailboxStore
 from codered.outbox import OutboxWorker, worker_identity
 from codered.pipeline import Classifier, Outcome, Pipeline
+from codered.policy_clock import PolicyClock
 from codered.settings import MailboxSettings, Settings
 from codered.web.server import WebServer
 from inbox.ports import ImapAccount, WatcherStatus
@@ -91,11 +92,17 @@ class Service:
         self.db = Database(settings.database.url)
         self._pipeline_wakeup = asyncio.Event()
         self._outbox_wakeup = asyncio.Event()
+        self._policy_wakeup = asyncio.Event()
+
+        def decided() -> None:  # a new acknowledgement: send it, and check escalation now
+            self._outbox_wakeup.set()
+            self._policy_wakeup.set()
+
         self.pipeline = Pipeline(
             self.db,
             settings,
             classifier=_model_classifier(settings),
-            on_outbox=self._outbox_wakeup.set,
+            on_outbox=decided,
         )
         self.outbox = OutboxWorker(
             self.db,
@@ -106,6 +113,7 @@ class Service:
         self.drafting = DraftingWorker(
             self.db, settings, make_drafter(settings), identity=worker_identity()
         )
+        self.policies = PolicyClock(self.db, settings, on_outbox=self._outbox_wakeup.set)
         self.watchers: list[MailboxWatcher] = []
         self.store: DatabaseMailboxStore | None = None
         self.web: WebServer | None = None
@@ -139,6 +147,7 @@ class Service:
             asyncio.create_task(self._outbox_loop(stop), name="outbox"),
             # Its own task: a model that takes a minute never holds up the pipeline.
             asyncio.create_task(self._drafting_loop(stop), name="drafting"),
+            asyncio.create_task(self._policy_loop(stop), name="policies"),
         ]
         if self.web is not None:
             tasks.append(asyncio.create_task(self.web.run(stop), name="web"))
@@ -226,6 +235,16 @@ class Service:
             if not drafted:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), DRAFT_POLL_SECONDS)
+
+
+    async def _policy_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._policy_wakeup.clear()
+            try:
+                await self.policies.tick()
+            except Exception:
+                log.exception("policy clock pass failed; retrying shortly")
+            await _wait(self._policy_wakeup, self.settings.policies.clock_seconds)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -211,6 +211,74 @@ class LimitsSettings(_Section):
     reference_prefix: str = Field(default="CR", pattern=r"^[A-Z]{1,8}$")
 
 
+class TeamMember(_Section):
+    """Someone who gets internal mail: a CSM (with their manager) or a manager."""
+
+    name: str
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    display_name: str = ""
+    manager: str | None = None
+    """The ``name`` of their manager, who is told when a follow-up is overdue."""
+
+
+class AccountSettings(_Section):
+    """What we know about a customer account, matched by the domain of their address."""
+
+    domain: str
+    tier: str | None = None
+    at_risk: bool = False
+    owner: str | None = None
+    """The CSM who owns this account's incidents."""
+
+
+class PolicySettings(_Section):
+    """The policies on a clock: follow-up after calls, update cadence, promises, escalation."""
+
+    clock_seconds: float = Field(default=30.0, gt=0, le=3600)
+    call_followup: str = "2 business hours"
+    update_critical: str = "2 hours"
+    update_high: str = "1 business day"
+    update_normal: str = "2 business days"
+    update_lead_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    """Prepare the update draft this long before it is due."""
+    promise_lead_minutes: int = Field(default=30, ge=0, le=24 * 60)
+    """Draft a delay notice when a promise is this close and nothing was sent."""
+    csms: list[str] = Field(default_factory=list)
+    """Round robin for incidents whose account has no owner."""
+    notify: list[str] = Field(default_factory=list)
+    """Internal addresses told of every escalation (sales, account teams)."""
+    webhook_url: str | None = None
+    desk_url: str = "http://127.0.0.1:8025"
+    """How links in internal mail and webhooks reach the review desk."""
+    escalation: list[dict[str, Any]] | None = None
+    """Escalation rules (see the README); the defaults when not given."""
+
+    @field_validator("call_followup", "update_critical", "update_high", "update_normal")
+    @classmethod
+    def _interval_parses(cls, value: str) -> str:
+        Target.parse(value)
+        return value
+
+    @field_validator("escalation")
+    @classmethod
+    def _rules_parse(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        from policies.escalation import rule_from_mapping
+
+        for index, rule in enumerate(value or []):
+            try:
+                rule_from_mapping(rule)
+            except ValueError as exc:
+                raise ValueError(f"escalation rule #{index + 1}: {exc}") from None
+        return value
+
+    def cadence(self) -> dict[Severity, Target]:
+        return {
+            Severity.CRITICAL: Target.parse(self.update_critical),
+            Severity.HIGH: Target.parse(self.update_high),
+            Severity.NORMAL: Target.parse(self.update_normal),
+        }
+
+
 class WebSettings(_Section):
     """The review desk and the JSON API, served by ``codered run`` and ``codered demo``."""
 
@@ -236,6 +304,9 @@ class Settings(_Section):
     timeline: TimelineSettings = TimelineSettings()
     limits: LimitsSettings = LimitsSettings()
     web: WebSettings = WebSettings()
+    policies: PolicySettings = PolicySettings()
+    team: list[TeamMember] = Field(default_factory=list)
+    accounts: list[AccountSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _mailbox_names_unique(self) -> Settings:
@@ -248,6 +319,18 @@ class Settings(_Section):
     @property
     def own_addresses(self) -> frozenset[str]:
         return frozenset(m.address.lower() for m in self.mailboxes)
+
+    def member(self, name: str | None) -> TeamMember | None:
+        return next((m for m in self.team if name and m.name == name), None)
+
+    def account(self, email: str) -> AccountSettings | None:
+        """The account of ``email``: its domain, or a parent domain, in ``[[accounts]]``."""
+        domain = email.rpartition("@")[2].lower()
+        for account in self.accounts:
+            wanted = account.domain.lower().lstrip(".")
+            if domain == wanted or domain.endswith("." + wanted):
+                return account
+        return None
 
     def mailbox(self, name: str) -> MailboxSettings:
         for mailbox in self.mailboxes:

@@ -1,0 +1,219 @@
+"""Escalation: each new incident is checked once against the rules; a hit tells the people
+who talk to that customer (internal mail, an optional webhook for chat tools) before they do.
+
+Rules are ``[policies] escalation`` (the defaults of :mod:`policies.escalation` when not
+given). An account can be flagged "at risk" by ``[[accounts]] at_risk`` or by a rule with
+``mark_at_risk``; every page that mentions the customer shows the flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codered import audit
+from codered.db.engine import Database
+from codered.db.models import InboundMessage, Incident, PolicyEvent
+from codered.notifications import queue_internal_mail
+from codered.settings import Settings
+from inbox.message import ParseError
+from inbox.parse import parse_email
+from policies.escalation import (
+    DEFAULT_RULES,
+    EscalationFacts,
+    EscalationRule,
+    escalate,
+    required_windows,
+    rule_from_mapping,
+)
+
+__all__ = ["Escalator", "at_risk", "domain_of"]
+
+log = logging.getLogger(__name__)
+CHECK_WINDOW = timedelta(days=7)
+"""Incidents opened longer ago than this are not checked (a first start on an old database)."""
+
+
+def domain_of(email: str) -> str:
+    return email.rpartition("@")[2].lower()
+
+
+async def at_risk(session: AsyncSession, settings: Settings, email: str) -> bool:
+    """Whether the customer's account is flagged at risk, by configuration or by a rule."""
+    account = settings.account(email)
+    if account is not None and account.at_risk:
+        return True
+    key = f"at_risk:{domain_of(email)}"
+    return await session.scalar(select(PolicyEvent.id).where(PolicyEvent.key == key)) is not None
+
+
+class Escalator:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        on_outbox: Callable[[], None] = lambda: None,
+        webhook: Callable[..., Any] | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.on_outbox = on_outbox
+        self.webhook = webhook
+        configured = settings.policies.escalation
+        self.rules: tuple[EscalationRule, ...] = (
+            tuple(rule_from_mapping(r) for r in configured)
+            if configured is not None
+            else DEFAULT_RULES
+        )
+
+    async def pending(self, now: datetime) -> list[str]:
+        """Check every recent incident that has not been checked yet."""
+        from codered.policy_clock import once
+
+        done: list[str] = []
+        payloads: list[dict[str, Any]] = []
+        async with self.db.write() as session:
+            checked = select(PolicyEvent.incident_id).where(
+                PolicyEvent.policy == "escalation_check"
+            )
+            incidents = (
+                await session.scalars(
+                    select(Incident).where(
+                        Incident.opened_at >= now - CHECK_WINDOW, Incident.id.not_in(checked)
+                    )
+                )
+            ).all()
+            for incident in incidents:
+                key = f"escalation_check:{incident.reference}"
+                if not await once(session, key, "escalation_check", incident.id, {}):
+                    continue
+                facts = await self._facts(session, incident, now)
+                for hit in escalate(facts, self.rules):
+                    payload = await self._escalate(session, incident, hit, now)
+                    if payload is not None:
+                        payloads.append(payload)
+                        done.append(f"escalated:{incident.reference}:{hit.rule}")
+        for payload in payloads:
+            if self.settings.policies.webhook_url:
+                await self._post(payload)
+        return done
+
+    async def _facts(
+        self, session: AsyncSession, incident: Incident, now: datetime
+    ) -> EscalationFacts:
+        first = await session.scalar(
+            select(InboundMessage.raw)
+            .where(InboundMessage.incident_id == incident.id)
+            .order_by(InboundMessage.id)
+            .limit(1)
+        )
+        text = incident.subject
+        if first:
+            with contextlib.suppress(
+                ParseError
+            ):  # it was parsed once; a dead letter has no incident
+                text += "\n" + (await asyncio.to_thread(parse_email, first)).new_text
+        windows: dict[int, int] = {}
+        domain = domain_of(incident.customer_email)
+        for days in required_windows(self.rules):
+            windows[days] = int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(Incident)
+                    .where(
+                        Incident.customer_email.like(f"%@{domain}"),
+                        Incident.opened_at >= now - timedelta(days=days),
+                    )
+                )
+                or 0
+            )
+        account = self.settings.account(incident.customer_email)
+        return EscalationFacts(
+            severity=incident.severity,
+            category=incident.category,
+            tier=account.tier if account else None,
+            at_risk=await at_risk(session, self.settings, incident.customer_email),
+            text=text,
+            complaints_in_window=windows,
+        )
+
+    async def _escalate(
+        self, session: AsyncSession, incident: Incident, hit: Any, now: datetime
+    ) -> dict[str, Any] | None:
+        from codered.policy_clock import once
+
+        key = f"escalated:{incident.reference}:{hit.rule}"
+        data = {"rule": hit.rule, "reasons": list(hit.reasons)}
+        if not await once(session, key, "escalation", incident.id, data):
+            return None
+        incident.escalated_at = incident.escalated_at or now
+        await audit.append(session, "incident.escalated", data, incident_id=incident.id)
+        if hit.mark_at_risk:
+            domain = domain_of(incident.customer_email)
+            await once(
+                session,
+                f"at_risk:{domain}",
+                "at_risk",
+                incident.id,
+                {"domain": domain, "rule": hit.rule},
+            )
+        people = [(address, "") for address in (*self.settings.policies.notify, *hit.copy_to)]
+        owner = self.settings.member(incident.owner)
+        if owner is not None:
+            people.append((owner.email, owner.display_name or owner.name))
+        manager = self.settings.member(owner.manager) if owner and owner.manager else None
+        if hit.notify_manager and manager is not None:
+            people.append((manager.email, manager.display_name or manager.name))
+        unique = list(dict.fromkeys(people))
+        link = f"{self.settings.policies.desk_url.rstrip('/')}/incidents/{incident.reference}"
+        if unique:
+            await queue_internal_mail(
+                session,
+                self.settings,
+                incident,
+                key=key,
+                subject=f"[{incident.reference}] Escalated: {incident.subject}",
+                lines=[
+                    f"{incident.customer_name} <{incident.customer_email}> "
+                    f"({incident.severity}, {incident.category or 'uncategorised'}).",
+                    "Why: " + "; ".join(hit.reasons) + ".",
+                    f"Owner: {incident.owner or 'nobody yet'}. Talk to them before you "
+                    "contact this customer.",
+                    link,
+                ],
+                to=unique,
+            )
+        from codered.webhook import escalation_payload
+
+        return escalation_payload(
+            reference=incident.reference,
+            customer=incident.customer_email,
+            subject=incident.subject,
+            severity=incident.severity,
+            category=incident.category,
+            owner=incident.owner,
+            reasons=list(hit.reasons),
+            url_to_incident=link,
+        )
+
+    async def _post(self, payload: dict[str, Any]) -> None:
+        from codered.webhook import post_webhook
+
+        url = self.settings.policies.webhook_url
+        assert url is not None
+        poster = self.webhook or post_webhook
+        result = await poster(url, payload)
+        async with self.db.write() as session:
+            await audit.append(
+                session,
+                "notification.webhook",
+                {"url": url, "reference": payload.get("reference"), "result": repr(result)[:500]},
+            )

@@ -1,0 +1,57 @@
+"""Internal mail (to CSMs, managers, account teams) through the same outbox as customer mail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codered import audit
+from codered.db.models import Incident, utcnow
+from codered.outbox import outbox_row
+from codered.settings import Settings
+from inbox.message import EmailAddress
+from mailer.internal import compose_internal_notification
+
+__all__ = ["queue_internal_mail"]
+
+
+async def queue_internal_mail(
+    session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    *,
+    key: str,
+    subject: str,
+    lines: Sequence[str],
+    to: Sequence[tuple[str, str]],
+) -> int:
+    """Write one internal notification to the outbox; ``key`` makes its Message-ID, so a
+    retry can never send a second, different copy."""
+    mailbox = settings.mailbox(incident.mailbox)
+    now = utcnow()
+    composed = compose_internal_notification(
+        subject=subject,
+        lines=lines,
+        to=[EmailAddress(address.lower(), name) for address, name in to],
+        from_address=EmailAddress(mailbox.address.lower(), settings.smtp.from_name),
+        reference=incident.reference,
+        key=key,
+        now=now,
+    )
+    row = outbox_row(
+        composed,
+        incident_id=incident.id,
+        kind=f"internal.{key.split(':', 1)[0]}",
+        mailbox=incident.mailbox,
+        due=now,
+    )
+    session.add(row)
+    await session.flush()
+    await audit.append(
+        session,
+        "notification.queued",
+        {"key": key, "to": list(composed.recipients), "subject": composed.subject},
+        incident_id=incident.id,
+    )
+    return row.id

@@ -1,0 +1,272 @@
+"""Policies on a clock: an email after every call, updates on a cadence, promises kept,
+escalation. It runs inside ``codered run`` every ``[policies] clock_seconds``.
+
+Each pass reads the state, decides, and does each thing at most once: every
+action is recorded as a :class:`~codered.db.models.PolicyEvent` with a unique
+key (``update_due:CR-1042:2026-12-01T14:00``), checked and written in the same
+transaction as the action, so a second pass, a restart or a second process
+never drafts twice or notifies twice. Time comes from an injectable clock, so
+tests move it; business hours, weekends, holidays and zones come from the
+company calendar, as for acknowledgements.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codered import audit
+from codered.db.engine import Database
+from codered.db.models import Call, Draft, Incident, OutboxMessage, PolicyEvent, Promise, utcnow
+from codered.drafts import request_draft
+from codered.escalations import Escalator
+from codered.lifecycle import OPEN_STATES
+from codered.notifications import queue_internal_mail
+from codered.settings import Settings
+from drafting.kinds import DraftKind
+from policies.model import Severity
+from policies.timeline import Target, add_business_time
+
+__all__ = ["PolicyClock", "due_after"]
+
+log = logging.getLogger(__name__)
+
+
+def due_after(start: datetime, target: Target, settings: Settings) -> datetime:
+    """``start`` plus ``target``, in business time where the target says so."""
+    calendar = settings.company.calendar()
+    span = target.duration(calendar)
+    return add_business_time(start, span, calendar) if target.business else start + span
+
+
+async def once(
+    session: AsyncSession, key: str, policy: str, incident_id: int | None, data: Mapping[str, Any]
+) -> bool:
+    """Record that ``key`` happened; False when it already had (then do nothing)."""
+    if await session.scalar(select(PolicyEvent.id).where(PolicyEvent.key == key)) is not None:
+        return False
+    session.add(PolicyEvent(key=key, policy=policy, incident_id=incident_id, data=dict(data)))
+    await session.flush()
+    return True
+
+
+async def _last_sent(session: AsyncSession, incident_id: int) -> datetime | None:
+    """When we last wrote to the customer of this incident (acknowledgement or reply)."""
+    return await session.scalar(
+        select(func.max(OutboxMessage.sent_at)).where(
+            OutboxMessage.incident_id == incident_id,
+            OutboxMessage.status == "sent",
+            OutboxMessage.kind.notlike("internal.%"),
+        )
+    )
+
+
+class PolicyClock:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_outbox: Callable[[], None] = lambda: None,
+        escalator: Escalator | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.on_outbox = on_outbox
+        self.escalator = escalator or Escalator(db, settings, on_outbox=on_outbox)
+
+    async def tick(self) -> list[str]:
+        """One pass of every policy; returns the keys of what it did."""
+        now = self.clock()
+        done: list[str] = []
+        for step in (self._calls, self._cadence, self._promises, self.escalator.pending):
+            try:
+                done += await step(now)
+            except Exception:  # one broken policy must not stop the others
+                log.exception("policy step %s failed; it runs again next time", step.__name__)
+        if any(not key.startswith("clear") for key in done):
+            self.on_outbox()
+        return done
+
+    # --- an email after every call ------------------------------------------------------
+
+    async def _calls(self, now: datetime) -> list[str]:
+        target = Target.parse(self.settings.policies.call_followup)
+        done: list[str] = []
+        async with self.db.write() as session:
+            rows = (
+                await session.execute(
+                    select(Call, Incident)
+                    .join(Incident, Incident.id == Call.incident_id)
+                    .where(Call.started_at >= now - timedelta(days=30))
+                )
+            ).all()
+            for call, incident in rows:
+                ended = call.started_at + timedelta(minutes=call.duration_minutes)
+                last = await _last_sent(session, incident.id)
+                followed = last is not None and last >= ended
+                key = f"call_overdue:{call.id}"
+                if followed:
+                    cleared = await session.scalar(
+                        select(PolicyEvent).where(
+                            PolicyEvent.key == key, PolicyEvent.cleared_at.is_(None)
+                        )
+                    )
+                    if cleared is not None:
+                        cleared.cleared_at = now
+                        await audit.append(
+                            session,
+                            "policy.cleared",
+                            {"policy": "call_followup", "call_id": call.id},
+                            incident_id=incident.id,
+                        )
+                        done.append(f"clear:{key}")
+                    continue
+                due = due_after(ended, target, self.settings)
+                if now < due:
+                    continue
+                data = {"call_id": call.id, "due": due.isoformat(), "ended": ended.isoformat()}
+                if not await once(session, key, "call_followup", incident.id, data):
+                    continue
+                await audit.append(
+                    session,
+                    "policy.violation",
+                    {"policy": "call_followup", **data},
+                    incident_id=incident.id,
+                )
+                await self._tell_owner(
+                    session,
+                    incident,
+                    key,
+                    f"[{incident.reference}] No email yet after the call with "
+                    f"{incident.customer_email}",
+                    [
+                        f"A call ended at {ended:%Y-%m-%d %H:%M} UTC and no email reached the "
+                        f"customer within {self.settings.policies.call_followup} "
+                        f"(due {due:%H:%M} UTC).",
+                        "The call recap draft is waiting in the queue: approve it, "
+                        "or write to them.",
+                    ],
+                )
+                done.append(key)
+        return done
+
+    async def _tell_owner(
+        self, session: AsyncSession, incident: Incident, key: str, subject: str, lines: list[str]
+    ) -> None:
+        owner = self.settings.member(incident.owner)
+        people = [owner] if owner else []
+        manager = self.settings.member(owner.manager) if owner and owner.manager else None
+        if manager:
+            people.append(manager)
+        if not people:
+            log.warning("%s: nobody to notify (no owner in [[team]])", incident.reference)
+            return
+        link = f"{self.settings.policies.desk_url.rstrip('/')}/incidents/{incident.reference}"
+        await queue_internal_mail(
+            session,
+            self.settings,
+            incident,
+            key=key,
+            subject=subject,
+            lines=[*lines, link],
+            to=[(p.email, p.display_name or p.name) for p in people],
+        )
+
+    # --- updates on a cadence -----------------------------------------------------------
+
+    async def _cadence(self, now: datetime) -> list[str]:
+        cadence = self.settings.policies.cadence()
+        lead = timedelta(minutes=self.settings.policies.update_lead_minutes)
+        done: list[str] = []
+        async with self.db.write() as session:
+            incidents = (
+                await session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATES)))
+            ).all()
+            for incident in incidents:
+                last = await _last_sent(session, incident.id)
+                if last is None:
+                    continue  # nothing sent yet: the acknowledgement is on its way
+                due = due_after(last, cadence[Severity(incident.severity)], self.settings)
+                stamp = due.strftime("%Y-%m-%dT%H:%M")
+                if now >= due - lead:
+                    key = f"update_due:{incident.reference}:{stamp}"
+                    data = {"due": due.isoformat()}
+                    if await once(session, key, "update_cadence", incident.id, data):
+                        done.append(key)
+                if now >= due:
+                    key = f"update_missed:{incident.reference}:{stamp}"
+                    data = {
+                        "policy": "update_cadence",
+                        "due": due.isoformat(),
+                        "last_sent": last.isoformat(),
+                    }
+                    if await once(session, key, "update_cadence", incident.id, data):
+                        await audit.append(
+                            session, "policy.violation", data, incident_id=incident.id
+                        )
+                        done.append(key)
+        for key in done:
+            if key.startswith("update_due:"):
+                reference = key.split(":")[1]
+                await request_draft(self.db, reference, DraftKind.UPDATE, actor="policy:cadence")
+        return done
+
+    # --- promises kept ------------------------------------------------------------------
+
+    async def _promises(self, now: datetime) -> list[str]:
+        lead = timedelta(minutes=self.settings.policies.promise_lead_minutes)
+        done: list[str] = []
+        delays: list[str] = []
+        async with self.db.write() as session:
+            rows = (
+                await session.execute(
+                    select(Promise, Incident)
+                    .join(Incident, Incident.id == Promise.incident_id)
+                    .where(Promise.status == "open")
+                )
+            ).all()
+            for promise, incident in rows:
+                if incident.status == "closed":
+                    continue
+                if now >= promise.due_at:
+                    promise.status, promise.settled_at = "missed", now
+                    data = {
+                        "promise_id": promise.id,
+                        "due_at": promise.due_at.isoformat(),
+                        "reason": "nothing was sent by then",
+                    }
+                    await audit.append(session, "promise.missed", data, incident_id=incident.id)
+                    done.append(f"promise_missed:{promise.id}")
+                    continue
+                if now < promise.due_at - lead:
+                    continue
+                answered = await session.scalar(
+                    select(func.count())
+                    .select_from(Draft)
+                    .where(
+                        Draft.incident_id == incident.id,
+                        Draft.status == "approved",
+                        Draft.decided_at >= promise.stated_at,
+                    )
+                )
+                if answered:
+                    continue  # a reply is on its way
+                key = f"promise_lapsing:{promise.id}"
+                data = {"promise_id": promise.id, "due_at": promise.due_at.isoformat()}
+                if await once(session, key, "promises", incident.id, data):
+                    await audit.append(
+                        session, "policy.promise_lapsing", data, incident_id=incident.id
+                    )
+                    delays.append(incident.reference)
+                    done.append(key)
+        for reference in delays:
+            await request_draft(self.db, reference, DraftKind.DELAY, actor="policy:promises")
+        return done

@@ -1,0 +1,84 @@
+"""Promises: every time we tell a customer "you will hear from us by ...", and whether we did.
+
+A promise is recorded in the same transaction as the message that states it
+(the acknowledgement, or an approved draft with a time). When a human reply
+to that customer is sent, every earlier open promise of the incident is
+settled: kept if the reply left by its time, missed otherwise. The policy
+clock marks promises missed when their time passes with nothing sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codered import audit
+from codered.db.models import OutboxMessage, Promise
+
+__all__ = ["record_promise", "settle_promises"]
+
+
+async def record_promise(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    due_at: datetime,
+    stated_at: datetime,
+    source: str,
+    outbox_id: int | None,
+) -> Promise:
+    promise = Promise(
+        incident_id=incident_id,
+        due_at=due_at,
+        stated_at=stated_at,
+        source=source,
+        outbox_id=outbox_id,
+        status="open",
+    )
+    session.add(promise)
+    await session.flush()
+    await audit.append(
+        session,
+        "promise.stated",
+        {"promise_id": promise.id, "due_at": due_at.isoformat(), "source": source},
+        incident_id=incident_id,
+    )
+    return promise
+
+
+async def settle_promises(session: AsyncSession, sent: OutboxMessage) -> list[Promise]:
+    """``sent`` (a human reply) has just gone out: settle the promises it answers."""
+    if sent.incident_id is None or not sent.kind.startswith("reply.") or sent.sent_at is None:
+        return []
+    rows = (
+        await session.scalars(
+            select(Promise)
+            .where(
+                Promise.incident_id == sent.incident_id,
+                Promise.status == "open",
+                Promise.stated_at <= sent.created_at,
+            )
+            .order_by(Promise.id)
+        )
+    ).all()
+    settled = []
+    for promise in rows:
+        if promise.outbox_id == sent.id:
+            continue  # the promise this very message makes stays open
+        promise.status = "kept" if sent.sent_at <= promise.due_at else "missed"
+        promise.settled_at = sent.sent_at
+        promise.settled_by_outbox_id = sent.id
+        settled.append(promise)
+        await audit.append(
+            session,
+            f"promise.{promise.status}",
+            {
+                "promise_id": promise.id,
+                "due_at": promise.due_at.isoformat(),
+                "settled_by": sent.message_id,
+            },
+            incident_id=sent.incident_id,
+        )
+    return settled

@@ -1,0 +1,429 @@
+"""One incident, start to finish, as a document a manager or the customer's account team reads.
+
+Why it is built from the audit trail: the trail is the record nobody can quietly change, so a
+timeline taken from it is one we can stand behind. The other tables only add what the trail
+does not say well (message subjects, call notes, how each promise ended).
+
+:func:`incident_report` reads once; :func:`to_markdown` and :func:`to_pdf` only format, from the
+same rows (:func:`_sections`), so the two documents can never disagree.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codered.db.models import AuditEntry, Call, Draft, InboundMessage, OutboxMessage, Promise
+from codered.queries import find_incident
+
+__all__ = [
+    "FONT_CANDIDATES",
+    "CallLine",
+    "IncidentReport",
+    "MessageLine",
+    "PromiseLine",
+    "TimelineEvent",
+    "describe",
+    "duration_words",
+    "incident_report",
+    "to_markdown",
+    "to_pdf",
+]
+
+FONT_CANDIDATES = (
+    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),  # Debian fonts-dejavu-core
+    Path("/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf"),
+    Path("/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf"),
+)
+"""Unicode TTF fonts tried in order; without any, the PDF falls back to core Helvetica."""
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    at: datetime
+    actor: str
+    kind: str
+    description: str
+
+
+@dataclass(frozen=True)
+class MessageLine:
+    at: datetime | None
+    direction: str
+    """``in`` (from the customer) or ``out`` (from us)."""
+    kind: str
+    address: str
+    """The sender of an inbound message, the recipients of an outbound one."""
+    subject: str
+    status: str
+
+
+@dataclass(frozen=True)
+class CallLine:
+    started_at: datetime
+    duration_minutes: int
+    participants: tuple[str, ...]
+    notes: str
+
+
+@dataclass(frozen=True)
+class PromiseLine:
+    due_at: datetime
+    stated_at: datetime
+    source: str
+    status: str
+    settled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IncidentReport:
+    reference: str
+    customer: str
+    customer_name: str
+    subject: str
+    category: str | None
+    severity: str
+    owner: str | None
+    status: str
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    generated_at: datetime
+    time_to_acknowledge: timedelta | None
+    time_to_resolve: timedelta | None
+    """None while unresolved."""
+    timeline: tuple[TimelineEvent, ...]
+    messages: tuple[MessageLine, ...]
+    calls: tuple[CallLine, ...]
+    promises: tuple[PromiseLine, ...]
+    summary: str | None
+    """The final text of the latest approved four-question summary, if one was approved."""
+
+    def promise_counts(self) -> dict[str, int]:
+        counts = {"kept": 0, "missed": 0, "open": 0, "superseded": 0}
+        for promise in self.promises:
+            counts[promise.status] = counts.get(promise.status, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: times as ISO 8601, durations as ``*_seconds``."""
+        data: dict[str, Any] = _jsonable(asdict(self))
+        data["time_to_acknowledge_seconds"] = data.pop("time_to_acknowledge")
+        data["time_to_resolve_seconds"] = data.pop("time_to_resolve")
+        data["promise_counts"] = self.promise_counts()
+        return data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def duration_words(value: timedelta) -> str:
+    """``4 min``, ``2 h 10 min``, ``1 d 3 h``; whole minutes, rounded down."""
+    minutes = max(0, int(value.total_seconds() // 60))
+    if minutes == 0:
+        return "under 1 min"
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (mins, "min")) if n]
+    return " ".join(parts)
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _words(value: Any) -> str:
+    """An audit value in a sentence: lists joined, ISO times shortened to the minute."""
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    text = str(value)
+    if len(text) >= 16 and text[4:5] == "-" and text[10:11] == "T":
+        try:
+            return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M UTC")
+        except ValueError:
+            pass
+    return text
+
+
+class _Fields(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _fields(data: dict[str, Any]) -> _Fields:
+    fields = _Fields({k: _words(v) for k, v in data.items() if v is not None})
+    fields.update({f"n_{k}": str(len(v)) for k, v in data.items() if isinstance(v, list)})
+    return fields
+
+
+_TEMPLATES = {
+    "incident.opened": "opened for {customer}",
+    "incident.held": "held for a person: {reason}",
+    "acknowledgement.queued": "acknowledgement queued to {to}, reply promised by {reply_by}",
+    "mail.sent": "sent {kind} to {to}",
+    "mail.deferred": "sending deferred: {error}",
+    "mail.failed": "sending failed: {error}",
+    "mail.retry_requested": "retry of outbox message {outbox_id} requested",
+    "draft.requested": "{kind} draft {draft_id} requested",
+    "draft.created": "{kind} draft {draft_id} written by {drafter}, {n_findings} finding(s)",
+    "draft.failed": "{kind} draft {draft_id} failed: {reason}",
+    "draft.edited": "draft {draft_id} edited",
+    "draft.approved": "{kind} draft {draft_id} approved, to {to}",
+    "draft.rejected": "{kind} draft {draft_id} rejected: {reason}",
+    "note.added": "note: {text}",
+    "call.logged": "call of {duration_minutes} min with {participants}",
+    "incident.moved": "moved from {from} to {to}",
+    "incident.promise_moved": "promised time moved from {from} to {to}",
+    "promise.stated": "promised a reply by {due_at} ({source})",
+    "promise.kept": "promise due {due_at} kept",
+    "promise.missed": "promise due {due_at} missed",
+}
+"""One sentence per audit kind; ``{key}`` is a field of the entry's data (``?`` if absent)."""
+_SUFFIXES = {"owner": ", owner {owner}", "about": " (about {about})", "because": " ({because})"}
+"""Said after the sentence when the entry has the field."""
+
+
+def describe(kind: str, data: dict[str, Any]) -> str:
+    """One line a person understands; an unknown kind is named rather than guessed at."""
+    f = _fields(data)
+    if kind == "decision":
+        c = data.get("classification")
+        if isinstance(c, dict):
+            text = f"classified as {c.get('severity')} {c.get('category') or 'uncategorised'}"
+            text += f" (rule {f['rule']})" + (
+                "" if f["action"] == "acknowledge" else f"; {f['action']}"
+            )
+        else:
+            text = "message from {from}: {action} (rule {rule})".format_map(f)
+    elif kind in _TEMPLATES:
+        text = _TEMPLATES[kind].format_map(f)
+        text += "".join(more.format_map(f) for key, more in _SUFFIXES.items() if key in f)
+        text += " with edits" if kind == "draft.approved" and data.get("edited") else ""
+    elif kind.startswith("policy."):
+        text = kind.removeprefix("policy.").replace("_", " ")
+        detail = next((f[k] for k in ("message", "reason", "detail") if k in f), "")
+        text += f": {detail}" if detail else ""
+    else:
+        text = kind
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+async def incident_report(
+    session: AsyncSession, reference: str, *, now: datetime
+) -> IncidentReport:
+    """Everything about one incident; raises :class:`LookupError` for an unknown reference."""
+    i = await find_incident(session, reference)
+
+    async def rows(model: Any, where: Any, order: Any) -> Sequence[Any]:
+        return (await session.scalars(select(model).where(where).order_by(order))).all()
+
+    audit = await rows(AuditEntry, AuditEntry.incident_id == i.id, AuditEntry.id)
+    inbound = await rows(InboundMessage, InboundMessage.incident_id == i.id, InboundMessage.id)
+    outbound = await rows(OutboxMessage, OutboxMessage.incident_id == i.id, OutboxMessage.id)
+    calls = await rows(Call, Call.incident_id == i.id, Call.started_at)
+    promises = await rows(Promise, Promise.incident_id == i.id, Promise.due_at)
+    summary = await session.scalar(
+        select(Draft.final_text)
+        .where(Draft.incident_id == i.id, Draft.kind == "summary", Draft.status == "approved")
+        .order_by(Draft.decided_at.desc(), Draft.id.desc())
+        .limit(1)
+    )
+    messages = [
+        MessageLine(m.fetched_at, "in", "email", m.sender or "", m.subject or "", m.status)
+        for m in inbound
+    ]
+    messages += [
+        MessageLine(o.sent_at or o.created_at, "out", o.kind, ", ".join(o.recipients), o.subject,
+                    o.status)
+        for o in outbound
+    ]  # fmt: skip
+    messages.sort(key=lambda m: m.at or now)
+    return IncidentReport(
+        reference=i.reference,
+        customer=i.customer_email,
+        customer_name=i.customer_name,
+        subject=i.subject,
+        category=i.category,
+        severity=i.severity,
+        owner=i.owner,
+        status=i.status,
+        opened_at=i.opened_at,
+        acknowledged_at=i.acknowledged_at,
+        resolved_at=i.resolved_at,
+        generated_at=now,
+        time_to_acknowledge=i.acknowledged_at - i.opened_at if i.acknowledged_at else None,
+        time_to_resolve=i.resolved_at - i.opened_at if i.resolved_at else None,
+        timeline=tuple(
+            TimelineEvent(a.at, a.actor, a.kind, describe(a.kind, a.data)) for a in audit
+        ),
+        messages=tuple(messages),
+        calls=tuple(
+            CallLine(c.started_at, c.duration_minutes, tuple(c.participants), c.notes)
+            for c in calls
+        ),
+        promises=tuple(
+            PromiseLine(p.due_at, p.stated_at, p.source, p.status, p.settled_at) for p in promises
+        ),
+        summary=summary,
+    )
+
+
+@dataclass(frozen=True)
+class _Section:
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    note: str = ""
+
+
+def _facts(r: IncidentReport) -> list[tuple[str, str]]:
+    customer = f"{r.customer_name} ({r.customer})" if r.customer_name else r.customer
+    if r.time_to_resolve is not None:
+        resolve = duration_words(r.time_to_resolve)
+    else:
+        resolve = f"not resolved (open for {duration_words(r.generated_at - r.opened_at)})"
+    ack = duration_words(r.time_to_acknowledge) if r.time_to_acknowledge else "not acknowledged"
+    return [
+        ("Reference", r.reference),
+        ("Customer", customer),
+        ("Subject", r.subject),
+        ("Category", r.category or "uncategorised"),
+        ("Severity", r.severity),
+        ("Owner", r.owner or "unassigned"),
+        ("Status", r.status),
+        ("Opened (UTC)", _time(r.opened_at)),
+        ("Acknowledged (UTC)", _time(r.acknowledged_at)),
+        ("Resolved (UTC)", _time(r.resolved_at)),
+        ("Time to acknowledge", ack),
+        ("Time to resolve", resolve),
+    ]
+
+
+def _sections(r: IncidentReport) -> list[_Section]:
+    counts = r.promise_counts()
+    kept = f"{counts['kept']} kept, {counts['missed']} missed, {counts['open']} open"
+    kept += f", {counts['superseded']} superseded" if counts["superseded"] else ""
+    overdue = sum(1 for p in r.promises if p.status == "open" and p.due_at < r.generated_at)
+    kept += f" ({overdue} open past due)" if overdue else ""
+    return [
+        _Section("Timeline", ("Time (UTC)", "Actor", "Event", "Description"),
+                 [(_time(e.at), e.actor, e.kind, e.description) for e in r.timeline]),
+        _Section("Messages", ("Time (UTC)", "Direction", "Kind", "From / to", "Subject", "Status"),
+                 [(_time(m.at), m.direction, m.kind, m.address, m.subject, m.status)
+                  for m in r.messages]),
+        _Section("Calls", ("Started (UTC)", "Duration", "Participants", "Notes"),
+                 [(_time(c.started_at), f"{c.duration_minutes} min", ", ".join(c.participants),
+                   c.notes) for c in r.calls]),
+        _Section("Promises", ("Due (UTC)", "Stated (UTC)", "Source", "Status", "Settled (UTC)"),
+                 [(_time(p.due_at), _time(p.stated_at), p.source, p.status, _time(p.settled_at))
+                  for p in r.promises], f"Promises: {kept}."),
+    ]  # fmt: skip
+
+
+def _cell(text: str) -> str:
+    """Customer text in a table cell: it may not end the cell, the row, or inject HTML."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+    return "<br>".join(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+
+
+def to_markdown(report: IncidentReport) -> str:
+    title = " ".join(_cell(report.subject).replace("<br>", " ").split())
+    lines = [f"# Incident report {report.reference}: {title}", ""]
+    lines += [f"Generated {_time(report.generated_at)} UTC.", ""]
+    lines += [*_table(("Field", "Value"), _facts(report)), ""]
+    for section in _sections(report):
+        lines += [f"## {section.title}", ""]
+        lines += [*_table(section.header, section.rows), ""] if section.rows else ["_None._", ""]
+        lines += [f"**{section.note}**", ""] if section.note else []
+    lines += ["## Summary sent", ""]
+    if report.summary:
+        quoted = report.summary.replace("<", "&lt;").strip().splitlines()
+        lines += [f"> {line}".rstrip() for line in quoted]
+    else:
+        lines.append("_No four-question summary has been approved._")
+    return "\n".join(lines) + "\n"
+
+
+_PUNCTUATION = str.maketrans({"—": "-", "–": "-", "‘": "'", "’": "'", "“": '"', "”": '"',
+                              "…": "...", "•": "*", "→": "->", "\t": "    "})  # fmt: skip
+
+
+def _latin1(text: str) -> str:
+    """Text the core PDF fonts can show: accents dropped where needed, the rest ``?``."""
+
+    def one(char: str) -> str:
+        if ord(char) < 256:
+            return char
+        decomposed = unicodedata.normalize("NFKD", char)
+        return decomposed.encode("latin-1", "ignore").decode("latin-1") or "?"
+
+    return "".join(map(one, text.translate(_PUNCTUATION)))
+
+
+def to_pdf(report: IncidentReport, *, fonts: Sequence[Path] = FONT_CANDIDATES) -> bytes:
+    """An A4 PDF of the same content; ``fonts=()`` forces the latin-1 core-font fallback."""
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.set_title(f"Incident report {report.reference}")
+    pdf.set_creator("codered")
+    font = next((path for path in fonts if path.is_file()), None)
+    clean: Callable[[str], str] = _latin1
+    family = "helvetica"
+    if font is not None:
+        family, clean = "body", str
+        bold = font.with_name(font.name.replace("Regular", "Bold").replace("Sans.", "Sans-Bold."))
+        pdf.add_font(family, "", str(font))
+        pdf.add_font(family, "B", str(bold if bold.is_file() else font))
+    pdf.add_page()
+
+    def write(text: str, size: float = 9, style: str = "", height: float = 5) -> None:
+        pdf.set_font(family, style, size)
+        pdf.multi_cell(0, height, clean(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    write(f"Incident report {report.reference}: {report.subject}", 16, "B", 8)
+    write(f"Generated {_time(report.generated_at)} UTC", 8)
+    pdf.ln(3)
+    for label, value in _facts(report):
+        pdf.set_font(family, "B", 9)
+        pdf.cell(45, 5, clean(label))
+        write(value)
+    for section in _sections(report):
+        pdf.ln(4)
+        write(section.title, 12, "B", 7)
+        for row in section.rows:
+            write("  ·  ".join(cell for cell in row if cell))
+            pdf.ln(1)
+        if not section.rows:
+            write("None.")
+        if section.note:
+            write(section.note, style="B")
+    pdf.ln(4)
+    write("Summary sent", 12, "B", 7)
+    write(
+        report.summary.strip() if report.summary else "No four-question summary has been approved."
+    )
+    return bytes(pdf.output())
