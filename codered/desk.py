@@ -18,16 +18,19 @@ from codered.db.models import (
     InboundMessage,
     Incident,
     OutboxMessage,
+    PolicyEvent,
 )
 from codered.draft_queries import draft_detail, model_usage
+from codered.escalations import at_risk
 from codered.notes import list_notes
 from codered.queries import find_incident, incident_dict
+from codered.settings import Settings
 
-__all__ = ["PROMISE_WARNING", "incident_page", "work_queue"]
+__all__ = ["PROMISE_WARNING", "incident_page", "mark_at_risk", "work_queue"]
 
 PROMISE_WARNING = timedelta(hours=1)
 """An incident whose promised time is this close (or passed) is in the queue."""
-_OPEN = ("acknowledged", "held")
+_PROMISING = ("acknowledged", "gathering_facts", "investigating", "resolving")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -55,7 +58,7 @@ def _row(
 
 
 async def work_queue(
-    session: AsyncSession, now: datetime, limit: int = 200
+    session: AsyncSession, now: datetime, limit: int = 200, settings: Settings | None = None
 ) -> list[dict[str, Any]]:
     """Everything waiting for a person, most urgent first."""
     rows: list[dict[str, Any]] = []
@@ -70,6 +73,8 @@ async def work_queue(
         blocking = sum(1 for f in draft.findings if f.get("severity") == "blocking")
         if draft.status == "pending":
             detail = f"{draft.kind} draft waiting for approval"
+            if draft.requested_by == "policy:promises":
+                detail = "URGENT: a promised time is about to pass; delay notice " + detail[6:]
             detail += f", {blocking} blocking finding(s)" if blocking else ""
             kind = "draft"
         elif draft.status == "failed":
@@ -87,9 +92,37 @@ async def work_queue(
                 f"/incidents/{incident.reference}#draft-{draft.id}",
             )
         )
+    events = await session.execute(
+        select(PolicyEvent, Incident)
+        .join(Incident, Incident.id == PolicyEvent.incident_id)
+        .where(
+            PolicyEvent.policy.in_(("call_followup", "update_cadence")),
+            PolicyEvent.key.notlike("update_due:%"),
+            PolicyEvent.cleared_at.is_(None),
+        )
+        .order_by(PolicyEvent.id)
+        .limit(limit)
+    )
+    for event, incident in events.all():
+        due = datetime.fromisoformat(str(event.data.get("due")))
+        if event.policy == "call_followup":
+            detail = "overdue: no email yet after the call"
+        else:
+            detail = "overdue: the scheduled update was not sent"
+        rows.append(
+            _row(
+                "overdue",
+                due,
+                now,
+                incident.reference,
+                incident.subject,
+                detail,
+                f"/incidents/{incident.reference}",
+            )
+        )
     promised = await session.scalars(
         select(Incident)
-        .where(Incident.status.in_(_OPEN), Incident.reply_by <= now + PROMISE_WARNING)
+        .where(Incident.status.in_(_PROMISING), Incident.reply_by <= now + PROMISE_WARNING)
         .order_by(Incident.reply_by)
         .limit(limit)
     )
@@ -149,10 +182,36 @@ async def work_queue(
         title = f"dead letter {letter.id} in {letter.mailbox}"
         rows.append(_row("dead_letter", letter.created_at, now, None, title, letter.reason, "/"))
     rows.sort(key=lambda r: r["due"] or "")
+    await mark_at_risk(session, settings, rows)
     return rows[:limit]
 
 
-async def incident_page(session: AsyncSession, reference: str) -> dict[str, Any]:
+async def mark_at_risk(
+    session: AsyncSession, settings: Settings | None, rows: list[dict[str, Any]]
+) -> None:
+    """Add ``at_risk`` to each row that names an incident (the flag shows on every page)."""
+    references = {r["reference"] for r in rows if r.get("reference")}
+    if settings is None or not references:
+        return
+    emails = dict(
+        (
+            await session.execute(
+                select(Incident.reference, Incident.customer_email).where(
+                    Incident.reference.in_(references)
+                )
+            )
+        ).all()
+    )
+    flagged: dict[str, bool] = {}
+    for email in set(emails.values()):
+        flagged[email] = await at_risk(session, settings, email)
+    for row in rows:
+        row["at_risk"] = flagged.get(emails.get(row.get("reference") or "", ""), False)
+
+
+async def incident_page(
+    session: AsyncSession, reference: str, settings: Settings | None = None
+) -> dict[str, Any]:
     """One incident for the desk: thread, classification, promises, notes, calls, drafts."""
     incident = await find_incident(session, reference)
     inbound = (
@@ -208,6 +267,9 @@ async def incident_page(session: AsyncSession, reference: str) -> dict[str, Any]
     first_decision = inbound[0].decision if inbound else None
     return {
         **incident_dict(incident),
+        "owner": incident.owner,
+        "at_risk": settings is not None
+        and await at_risk(session, settings, incident.customer_email),
         "decision": first_decision,
         "thread": thread,
         "notes": [

@@ -66,6 +66,26 @@ async def _last_sent(session: AsyncSession, incident_id: int) -> datetime | None
     )
 
 
+async def _clear_missed_updates(
+    session: AsyncSession, incident: Incident, last: datetime, now: datetime
+) -> list[str]:
+    """A message went out after a missed update: the violation stays recorded, but it no
+    longer waits in the queue."""
+    cleared = []
+    events = await session.scalars(
+        select(PolicyEvent).where(
+            PolicyEvent.incident_id == incident.id,
+            PolicyEvent.key.like("update_missed:%"),
+            PolicyEvent.cleared_at.is_(None),
+        )
+    )
+    for event in events:
+        if last > datetime.fromisoformat(str(event.data.get("last_sent"))):
+            event.cleared_at = now
+            cleared.append(f"clear:{event.key}")
+    return cleared
+
+
 class PolicyClock:
     def __init__(
         self,
@@ -194,6 +214,7 @@ class PolicyClock:
                 last = await _last_sent(session, incident.id)
                 if last is None:
                     continue  # nothing sent yet: the acknowledgement is on its way
+                done += await _clear_missed_updates(session, incident, last, now)
                 due = due_after(last, cadence[Severity(incident.severity)], self.settings)
                 stamp = due.strftime("%Y-%m-%dT%H:%M")
                 if now >= due - lead:

@@ -168,12 +168,17 @@ class _Fields(dict[str, str]):
 def _fields(data: dict[str, Any]) -> _Fields:
     fields = _Fields({k: _words(v) for k, v in data.items() if v is not None})
     fields.update({f"n_{k}": str(len(v)) for k, v in data.items() if isinstance(v, list)})
+    fields["on"] = f" ({fields['about'].replace('_', ' ')})" if "about" in fields else ""
+    fields["edits"] = " with edits" if data.get("edited") else ""
     return fields
 
 
 _TEMPLATES = {
     "incident.opened": "opened for {customer}",
     "incident.held": "held for a person: {reason}",
+    "incident.escalated": "escalated by rule {rule}: {reasons}",
+    "incident.moved": "moved from {from} to {to}",
+    "incident.promise_moved": "promised time moved from {from} to {to}",
     "acknowledgement.queued": "acknowledgement queued to {to}, reply promised by {reply_by}",
     "mail.sent": "sent {kind} to {to}",
     "mail.deferred": "sending deferred: {error}",
@@ -183,40 +188,40 @@ _TEMPLATES = {
     "draft.created": "{kind} draft {draft_id} written by {drafter}, {n_findings} finding(s)",
     "draft.failed": "{kind} draft {draft_id} failed: {reason}",
     "draft.edited": "draft {draft_id} edited",
-    "draft.approved": "{kind} draft {draft_id} approved, to {to}",
+    "draft.approved": "{kind} draft {draft_id} approved{edits}, to {to}",
     "draft.rejected": "{kind} draft {draft_id} rejected: {reason}",
-    "note.added": "note: {text}",
+    "note.added": "note{on}: {text}",
     "call.logged": "call of {duration_minutes} min with {participants}",
-    "incident.moved": "moved from {from} to {to}",
-    "incident.promise_moved": "promised time moved from {from} to {to}",
     "promise.stated": "promised a reply by {due_at} ({source})",
     "promise.kept": "promise due {due_at} kept",
     "promise.missed": "promise due {due_at} missed",
+    "policy.violation": "{policy} policy violated (due {due})",
+    "policy.cleared": "{policy} policy cleared",
+    "policy.promise_lapsing": "promise due {due_at} is about to lapse",
 }
 """One sentence per audit kind; ``{key}`` is a field of the entry's data (``?`` if absent)."""
-_SUFFIXES = {"owner": ", owner {owner}", "about": " (about {about})", "because": " ({because})"}
+_SUFFIXES = {"owner": ", owner {owner}", "because": " ({because})"}
 """Said after the sentence when the entry has the field."""
 
 
 def describe(kind: str, data: dict[str, Any]) -> str:
     """One line a person understands; an unknown kind is named rather than guessed at."""
     f = _fields(data)
-    if kind == "decision":
-        c = data.get("classification")
-        if isinstance(c, dict):
-            text = f"classified as {c.get('severity')} {c.get('category') or 'uncategorised'}"
-            text += f" (rule {f['rule']})" + (
-                "" if f["action"] == "acknowledge" else f"; {f['action']}"
-            )
-        else:
-            text = "message from {from}: {action} (rule {rule})".format_map(f)
+    c = data.get("classification")
+    if kind == "decision" and isinstance(c, dict):
+        text = f"classified as {c.get('severity')} {c.get('category') or 'uncategorised'}"
+        text += f" (rule {f['rule']})" + (
+            "" if f["action"] == "acknowledge" else f"; {f['action']}"
+        )
+    elif kind == "decision":
+        text = "message from {from}: {action} (rule {rule})".format_map(f)
     elif kind in _TEMPLATES:
         text = _TEMPLATES[kind].format_map(f)
         text += "".join(more.format_map(f) for key, more in _SUFFIXES.items() if key in f)
-        text += " with edits" if kind == "draft.approved" and data.get("edited") else ""
-    elif kind.startswith("policy."):
+    elif kind.startswith("policy."):  # a policy newer than this table: name what we know
         text = kind.removeprefix("policy.").replace("_", " ")
-        detail = next((f[k] for k in ("message", "reason", "detail") if k in f), "")
+        text = f"{f['policy']}: {text}" if "policy" in f else text
+        detail = next((f[k] for k in ("message", "reason", "detail", "due") if k in f), "")
         text += f": {detail}" if detail else ""
     else:
         text = kind

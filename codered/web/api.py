@@ -6,21 +6,20 @@ a token acts with its user's role. Missing or bad credentials: 401; a role that 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from codered import audit
 from codered.accounts import SignedIn
 from codered.approval import ApprovalBlockedError, approve_draft, reject_draft
-from codered.db.models import Call
+from codered.calls import log_call
 from codered.desk import incident_page
 from codered.draft_queries import draft_detail, list_drafts
 from codered.drafts import request_draft
 from codered.notes import add_note, parse_about
-from codered.queries import find_incident, list_incidents
+from codered.queries import list_incidents
 from codered.web.auth import requires
 from codered.web.authz import Permission, allowed
 from drafting.kinds import DraftKind
@@ -184,40 +183,20 @@ async def reject(request: Request, draft_id: int, body: RejectIn, user: Drafter)
 
 
 @router.post("/calls", status_code=201)
-async def log_call(request: Request, body: CallIn, user: Caller) -> dict[str, Any]:
+async def call(request: Request, body: CallIn, user: Caller) -> dict[str, Any]:
     """Log a phone call; a call recap draft is requested at once from its notes."""
-    db = _state(request).guard.db
-    started = body.started_at if body.started_at.tzinfo else body.started_at.replace(tzinfo=UTC)
-    async with db.write() as session:
-        try:
-            incident = await find_incident(session, body.incident)
-        except LookupError as exc:
-            raise HTTPException(404, str(exc)) from None
-        call = Call(
-            incident_id=incident.id,
-            started_at=started,
+    try:
+        call_id, draft_id = await log_call(
+            _state(request).guard.db,
+            body.incident,
+            started_at=body.started_at,
             duration_minutes=body.duration_minutes,
-            participants=[p[:200] for p in body.participants],
+            participants=body.participants,
             notes=body.notes,
-            logged_by=user.name,
-        )
-        session.add(call)
-        await session.flush()
-        await audit.append(
-            session,
-            "call.logged",
-            {
-                "call_id": call.id,
-                "started_at": started.isoformat(),
-                "duration_minutes": call.duration_minutes,
-                "participants": call.participants,
-                "notes": call.notes,
-            },
             actor=user.name,
-            incident_id=incident.id,
         )
-        call_id, reference = call.id, incident.reference
-    draft_id = await request_draft(
-        db, reference, DraftKind.RECAP, actor=user.name, source_text=body.notes
-    )
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     return {"id": call_id, "recap_draft_id": draft_id}

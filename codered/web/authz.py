@@ -17,6 +17,8 @@ class Permission(StrEnum):
     """Create, edit, approve and reject drafts."""
     ADD_NOTES = "add_notes"
     LOG_CALLS = "log_calls"
+    MOVE_INCIDENTS = "move_incidents"
+    """Move an incident through its life (investigating, resolved, closed)."""
     OVERRIDE_FINDINGS = "override_findings"
     """Approve a draft that still has a blocking finding (with a reason)."""
     VIEW_AUDIT = "view_audit"
@@ -31,6 +33,7 @@ _CSM = frozenset(
         Permission.WORK_DRAFTS,
         Permission.ADD_NOTES,
         Permission.LOG_CALLS,
+        Permission.MOVE_INCIDENTS,
     }
 )
 

@@ -16,8 +16,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from codered.accounts import SignedIn, authenticate, end_session, start_session
 from codered.approval import ApprovalBlockedError, approve_draft, reject_draft, save_edit
 from codered.db.models import InboundMessage, utcnow
-from codered.desk import incident_page, work_queue
+from codered.desk import incident_page, mark_at_risk, work_queue
 from codered.drafts import request_draft
+from codered.lifecycle import STATES, move_incident
 from codered.notes import add_note, parse_about
 from codered.queries import list_incidents
 from codered.web.auth import COOKIE, client_of, requires
@@ -30,6 +31,8 @@ __all__ = ["router"]
 
 router = APIRouter()
 Viewer = Annotated[SignedIn, Depends(requires(Permission.VIEW_INCIDENTS))]
+Mover = Annotated[SignedIn, Depends(requires(Permission.MOVE_INCIDENTS))]
+Caller = Annotated[SignedIn, Depends(requires(Permission.LOG_CALLS))]
 Drafter = Annotated[SignedIn, Depends(requires(Permission.WORK_DRAFTS))]
 NoteTaker = Annotated[SignedIn, Depends(requires(Permission.ADD_NOTES))]
 
@@ -122,7 +125,7 @@ async def logout(request: Request) -> Response:
 @router.get("/", response_class=HTMLResponse)
 async def queue(request: Request, user: Viewer) -> Response:
     async with request.app.state.guard.db.read() as session:
-        rows = await work_queue(session, utcnow())
+        rows = await work_queue(session, utcnow(), settings=request.app.state.settings)
     return page(request, "queue.html", user, rows=rows, refresh=30)
 
 
@@ -130,6 +133,7 @@ async def queue(request: Request, user: Viewer) -> Response:
 async def incidents(request: Request, user: Viewer) -> Response:
     async with request.app.state.guard.db.read() as session:
         rows = await list_incidents(session, 500)
+        await mark_at_risk(session, request.app.state.settings, rows)
     return page(request, "incidents.html", user, incidents=rows)
 
 
@@ -138,7 +142,7 @@ async def incident(request: Request, reference: str, user: Viewer) -> Response:
     db = request.app.state.guard.db
     async with db.read() as session:
         try:
-            data = await incident_page(session, reference)
+            data = await incident_page(session, reference, request.app.state.settings)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from None
         for message in data["thread"]:
@@ -150,7 +154,7 @@ async def incident(request: Request, reference: str, user: Viewer) -> Response:
     for draft in data["drafts"]:
         draft["blocking"] = sum(1 for f in draft["finding_list"] if f["severity"] == "blocking")
     busy = any(d["status"] in ("requested", "drafting") for d in data["drafts"])
-    return page(request, "incident.html", user, i=data, refresh=3 if busy else None)
+    return page(request, "incident.html", user, i=data, states=STATES, refresh=3 if busy else None)
 
 
 @router.get("/mail/{inbound_id}")
@@ -271,3 +275,50 @@ async def reject(
     except (LookupError, ValueError) as exc:
         return _back(f"/incidents/{reference}#draft-{draft_id}", str(exc), "error")
     return _back(f"/incidents/{reference}#draft-{draft_id}", "Rejected.")
+
+
+@router.post("/incidents/{reference}/move")
+async def move(
+    request: Request, reference: str, user: Mover, state: Annotated[str, Form()]
+) -> Response:
+    try:
+        before, draft_id = await move_incident(
+            request.app.state.guard.db, reference, state, actor=user.name
+        )
+    except (LookupError, ValueError) as exc:
+        return _back(f"/incidents/{reference}", str(exc), "error")
+    note = f" The four-question summary draft {draft_id} is being written." if draft_id else ""
+    return _back(f"/incidents/{reference}", f"Moved from {before} to {state}.{note}")
+
+
+@router.post("/incidents/{reference}/calls")
+async def call(
+    request: Request,
+    reference: str,
+    user: Caller,
+    notes: Annotated[str, Form()],
+    participants: Annotated[str, Form()],
+    minutes: Annotated[int, Form()],
+    started: Annotated[str, Form()] = "",
+) -> Response:
+    from datetime import UTC, datetime
+
+    from codered.calls import log_call
+
+    try:
+        when = datetime.fromisoformat(started).replace(tzinfo=UTC) if started else utcnow()
+        call_id, draft_id = await log_call(
+            request.app.state.guard.db,
+            reference,
+            started_at=when,
+            duration_minutes=minutes,
+            participants=participants.split(","),
+            notes=notes,
+            actor=user.name,
+        )
+    except (LookupError, ValueError) as exc:
+        return _back(f"/incidents/{reference}", str(exc), "error")
+    return _back(
+        f"/incidents/{reference}#draft-{draft_id}",
+        f"Call {call_id} logged; its recap draft is being written.",
+    )
