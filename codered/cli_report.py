@@ -32,7 +32,10 @@ def register_report_command(incidents_app: typer.Typer) -> None:
     def incidents_report(
         reference: Annotated[str, typer.Argument(help="Incident reference, e.g. CR-1042.")],
         fmt: Annotated[
-            ReportFormat, typer.Option("--format", "-f", help="markdown, pdf or json.")
+            ReportFormat,
+            typer.Option(
+                "--format", "-f", help="Markdown (default), a PDF (needs --output) or JSON."
+            ),
         ] = ReportFormat.markdown,
         output: Annotated[
             Path | None,

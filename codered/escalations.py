@@ -28,6 +28,7 @@ from inbox.parse import parse_email
 from policies.escalation import (
     DEFAULT_RULES,
     EscalationFacts,
+    EscalationHit,
     EscalationRule,
     escalate,
     required_windows,
@@ -96,11 +97,12 @@ class Escalator:
                 if not await once(session, key, "escalation_check", incident.id, {}):
                     continue
                 facts = await self._facts(session, incident, now)
-                for hit in escalate(facts, self.rules):
-                    payload = await self._escalate(session, incident, hit, now)
+                hits = escalate(facts, self.rules)
+                if hits:  # one escalation per incident, however many rules fired
+                    payload = await self._escalate(session, incident, hits, now)
                     if payload is not None:
                         payloads.append(payload)
-                        done.append(f"escalated:{incident.reference}:{hit.rule}")
+                        done.append(f"escalated:{incident.reference}")
         for payload in payloads:
             if self.settings.policies.webhook_url:
                 await self._post(payload)
@@ -146,31 +148,34 @@ class Escalator:
         )
 
     async def _escalate(
-        self, session: AsyncSession, incident: Incident, hit: Any, now: datetime
+        self, session: AsyncSession, incident: Incident, hits: list[EscalationHit], now: datetime
     ) -> dict[str, Any] | None:
         from codered.policy_clock import once
 
-        key = f"escalated:{incident.reference}:{hit.rule}"
-        data = {"rule": hit.rule, "reasons": list(hit.reasons)}
+        key = f"escalated:{incident.reference}"
+        reasons = list(dict.fromkeys(r for hit in hits for r in hit.reasons))
+        data = {"rules": [hit.rule for hit in hits], "reasons": reasons}
         if not await once(session, key, "escalation", incident.id, data):
             return None
         incident.escalated_at = incident.escalated_at or now
         await audit.append(session, "incident.escalated", data, incident_id=incident.id)
-        if hit.mark_at_risk:
+        if any(hit.mark_at_risk for hit in hits):
             domain = domain_of(incident.customer_email)
+            rule = next(hit.rule for hit in hits if hit.mark_at_risk)
             await once(
                 session,
                 f"at_risk:{domain}",
                 "at_risk",
                 incident.id,
-                {"domain": domain, "rule": hit.rule},
+                {"domain": domain, "rule": rule},
             )
-        people = [(address, "") for address in (*self.settings.policies.notify, *hit.copy_to)]
+        copies = [address for hit in hits for address in hit.copy_to]
+        people = [(address, "") for address in (*self.settings.policies.notify, *copies)]
         owner = self.settings.member(incident.owner)
         if owner is not None:
             people.append((owner.email, owner.display_name or owner.name))
         manager = self.settings.member(owner.manager) if owner and owner.manager else None
-        if hit.notify_manager and manager is not None:
+        if manager is not None and any(hit.notify_manager for hit in hits):
             people.append((manager.email, manager.display_name or manager.name))
         unique = list(dict.fromkeys(people))
         link = f"{self.settings.policies.desk_url.rstrip('/')}/incidents/{incident.reference}"
@@ -184,7 +189,7 @@ class Escalator:
                 lines=[
                     f"{incident.customer_name} <{incident.customer_email}> "
                     f"({incident.severity}, {incident.category or 'uncategorised'}).",
-                    "Why: " + "; ".join(hit.reasons) + ".",
+                    "Why: " + "; ".join(reasons) + ".",
                     f"Owner: {incident.owner or 'nobody yet'}. Talk to them before you "
                     "contact this customer.",
                     link,
@@ -200,7 +205,7 @@ class Escalator:
             severity=incident.severity,
             category=incident.category,
             owner=incident.owner,
-            reasons=list(hit.reasons),
+            reasons=reasons,
             url_to_incident=link,
         )
 

@@ -55,13 +55,17 @@ async def once(
     return True
 
 
-async def _last_sent(session: AsyncSession, incident_id: int) -> datetime | None:
-    """When we last wrote to the customer of this incident (acknowledgement or reply)."""
+async def _last_sent(
+    session: AsyncSession, incident_id: int, *, human: bool = False
+) -> datetime | None:
+    """When we last wrote to the customer of this incident: any message, or with ``human``
+    only replies a person approved (the template acknowledgement documents no call)."""
+    kinds = (
+        OutboxMessage.kind.like("reply.%") if human else OutboxMessage.kind.notlike("internal.%")
+    )
     return await session.scalar(
         select(func.max(OutboxMessage.sent_at)).where(
-            OutboxMessage.incident_id == incident_id,
-            OutboxMessage.status == "sent",
-            OutboxMessage.kind.notlike("internal.%"),
+            OutboxMessage.incident_id == incident_id, OutboxMessage.status == "sent", kinds
         )
     )
 
@@ -130,7 +134,7 @@ class PolicyClock:
             ).all()
             for call, incident in rows:
                 ended = call.started_at + timedelta(minutes=call.duration_minutes)
-                last = await _last_sent(session, incident.id)
+                last = await _last_sent(session, incident.id, human=True)
                 followed = last is not None and last >= ended
                 key = f"call_overdue:{call.id}"
                 if followed:

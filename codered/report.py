@@ -11,7 +11,7 @@ same rows (:func:`_sections`), so the two documents can never disagree.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -341,10 +341,18 @@ def _sections(r: IncidentReport) -> list[_Section]:
     ]  # fmt: skip
 
 
+_CONTROLS = {c: " " for c in range(32) if c != 10}
+"""Control characters (tab, NUL, ...) become spaces; only newlines mean something."""
+
+
+def _lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").translate(_CONTROLS)
+
+
 def _cell(text: str) -> str:
     """Customer text in a table cell: it may not end the cell, the row, or inject HTML."""
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
-    return "<br>".join(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    text = _lines(text).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+    return "<br>".join(text.split("\n"))
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -363,7 +371,7 @@ def to_markdown(report: IncidentReport) -> str:
         lines += [f"**{section.note}**", ""] if section.note else []
     lines += ["## Summary sent", ""]
     if report.summary:
-        quoted = report.summary.replace("<", "&lt;").strip().splitlines()
+        quoted = _lines(report.summary).replace("<", "&lt;").strip().split("\n")
         lines += [f"> {line}".rstrip() for line in quoted]
     else:
         lines.append("_No four-question summary has been approved._")
@@ -371,7 +379,7 @@ def to_markdown(report: IncidentReport) -> str:
 
 
 _PUNCTUATION = str.maketrans({"—": "-", "–": "-", "‘": "'", "’": "'", "“": '"', "”": '"',
-                              "…": "...", "•": "*", "→": "->", "\t": "    "})  # fmt: skip
+                              "…": "...", "•": "*", "→": "->"})  # fmt: skip
 
 
 def _latin1(text: str) -> str:
@@ -396,18 +404,26 @@ def to_pdf(report: IncidentReport, *, fonts: Sequence[Path] = FONT_CANDIDATES) -
     pdf.set_title(f"Incident report {report.reference}")
     pdf.set_creator("codered")
     font = next((path for path in fonts if path.is_file()), None)
-    clean: Callable[[str], str] = _latin1
-    family = "helvetica"
+    family, covered = "helvetica", None
     if font is not None:
-        family, clean = "body", str
+        family = "body"
         bold = font.with_name(font.name.replace("Regular", "Bold").replace("Sans.", "Sans-Bold."))
         pdf.add_font(family, "", str(font))
         pdf.add_font(family, "B", str(bold if bold.is_file() else font))
+        # A glyph the font lacks (CJK in DejaVu) would vanish without a trace: show "?".
+        covered = {10, *getattr(pdf.fonts[family], "cmap", {})}
+
+    def clean(text: str) -> str:
+        text = _lines(text)
+        if covered is None:
+            return _latin1(text)
+        return "".join(c if ord(c) in covered else "?" for c in text)
+
     pdf.add_page()
 
     def write(text: str, size: float = 9, style: str = "", height: float = 5) -> None:
         pdf.set_font(family, style, size)
-        pdf.multi_cell(0, height, clean(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(0, height, clean(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     write(f"Incident report {report.reference}: {report.subject}", 16, "B", 8)
     write(f"Generated {_time(report.generated_at)} UTC", 8)
@@ -420,7 +436,7 @@ def to_pdf(report: IncidentReport, *, fonts: Sequence[Path] = FONT_CANDIDATES) -
         pdf.ln(4)
         write(section.title, 12, "B", 7)
         for row in section.rows:
-            write("  ·  ".join(cell for cell in row if cell))
+            write("  ·  ".join(cell for cell in row if cell not in ("", "-")))
             pdf.ln(1)
         if not section.rows:
             write("None.")
