@@ -10,6 +10,7 @@ same rows (:func:`_sections`), so the two documents can never disagree.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -105,6 +106,8 @@ class IncidentReport:
     promises: tuple[PromiseLine, ...]
     summary: str | None
     """The final text of the latest approved four-question summary, if one was approved."""
+    summary_status: str | None
+    """Its outbox status: ``sent``, or ``pending``/``failed`` when it has not reached SMTP."""
 
     def promise_counts(self) -> dict[str, int]:
         counts = {"kept": 0, "missed": 0, "open": 0, "superseded": 0}
@@ -114,23 +117,15 @@ class IncidentReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ISO 8601, durations as ``*_seconds``."""
-        data: dict[str, Any] = _jsonable(asdict(self))
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self), default=_json_value))
         data["time_to_acknowledge_seconds"] = data.pop("time_to_acknowledge")
         data["time_to_resolve_seconds"] = data.pop("time_to_resolve")
         data["promise_counts"] = self.promise_counts()
         return data
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+def _json_value(value: datetime | timedelta) -> str | float:
+    return value.total_seconds() if isinstance(value, timedelta) else value.isoformat()
 
 
 def duration_words(value: timedelta) -> str:
@@ -243,12 +238,15 @@ async def incident_report(
     outbound = await rows(OutboxMessage, OutboxMessage.incident_id == i.id, OutboxMessage.id)
     calls = await rows(Call, Call.incident_id == i.id, Call.started_at)
     promises = await rows(Promise, Promise.incident_id == i.id, Promise.due_at)
-    summary = await session.scalar(
-        select(Draft.final_text)
-        .where(Draft.incident_id == i.id, Draft.kind == "summary", Draft.status == "approved")
-        .order_by(Draft.decided_at.desc(), Draft.id.desc())
-        .limit(1)
-    )
+    summary = (
+        await session.execute(
+            select(Draft.final_text, OutboxMessage.status)
+            .outerjoin(OutboxMessage, OutboxMessage.id == Draft.outbox_id)
+            .where(Draft.incident_id == i.id, Draft.kind == "summary", Draft.status == "approved")
+            .order_by(Draft.decided_at.desc(), Draft.id.desc())
+            .limit(1)
+        )
+    ).first()
     messages = [
         MessageLine(m.fetched_at, "in", "email", m.sender or "", m.subject or "", m.status)
         for m in inbound
@@ -285,7 +283,8 @@ async def incident_report(
         promises=tuple(
             PromiseLine(p.due_at, p.stated_at, p.source, p.status, p.settled_at) for p in promises
         ),
-        summary=summary,
+        summary=summary[0] if summary else None,
+        summary_status=summary[1] if summary else None,
     )
 
 
@@ -303,7 +302,8 @@ def _facts(r: IncidentReport) -> list[tuple[str, str]]:
         resolve = duration_words(r.time_to_resolve)
     else:
         resolve = f"not resolved (open for {duration_words(r.generated_at - r.opened_at)})"
-    ack = duration_words(r.time_to_acknowledge) if r.time_to_acknowledge else "not acknowledged"
+    ack = r.time_to_acknowledge
+    ack_words = "not acknowledged" if ack is None else duration_words(ack)
     return [
         ("Reference", r.reference),
         ("Customer", customer),
@@ -315,7 +315,7 @@ def _facts(r: IncidentReport) -> list[tuple[str, str]]:
         ("Opened (UTC)", _time(r.opened_at)),
         ("Acknowledged (UTC)", _time(r.acknowledged_at)),
         ("Resolved (UTC)", _time(r.resolved_at)),
-        ("Time to acknowledge", ack),
+        ("Time to acknowledge", ack_words),
         ("Time to resolve", resolve),
     ]
 
@@ -371,6 +371,8 @@ def to_markdown(report: IncidentReport) -> str:
         lines += [f"**{section.note}**", ""] if section.note else []
     lines += ["## Summary sent", ""]
     if report.summary:
+        if report.summary_status != "sent":
+            lines += [f"_Approved, not sent yet (outbox: {report.summary_status})._", ""]
         quoted = _lines(report.summary).replace("<", "&lt;").strip().split("\n")
         lines += [f"> {line}".rstrip() for line in quoted]
     else:
@@ -444,6 +446,8 @@ def to_pdf(report: IncidentReport, *, fonts: Sequence[Path] = FONT_CANDIDATES) -
             write(section.note, style="B")
     pdf.ln(4)
     write("Summary sent", 12, "B", 7)
+    if report.summary and report.summary_status != "sent":
+        write(f"Approved, not sent yet (outbox: {report.summary_status}).", style="B")
     write(
         report.summary.strip() if report.summary else "No four-question summary has been approved."
     )

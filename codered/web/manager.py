@@ -21,6 +21,7 @@ from codered.audit_export import (
     record_export,
     sent_messages,
 )
+from codered.call_metrics import call_followups
 from codered.db.models import utcnow
 from codered.overview import overview
 from codered.web.auth import requires
@@ -160,6 +161,9 @@ async def overview_page(request: Request, user: Manager, days: int = 30) -> Resp
     since = (now - timedelta(days=days)).replace(tzinfo=UTC)
     async with request.app.state.guard.db.read() as session:
         result = await overview(session, since=since, until=now + timedelta(seconds=1), now=now)
+        calls = await call_followups(
+            session, request.app.state.settings, since=since, until=now + timedelta(seconds=1)
+        )
     data = result.to_dict()
     t = result.totals
     charts = [
@@ -190,4 +194,4 @@ async def overview_page(request: Request, user: Manager, days: int = 30) -> Resp
             unit="s",
         ),
     ]
-    return page(request, "overview.html", user, o=data, charts=charts, days=days)
+    return page(request, "overview.html", user, o=data, charts=charts, days=days, calls=calls)

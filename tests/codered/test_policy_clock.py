@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from codered.call_metrics import call_followups
 from codered.calls import log_call
 from codered.db.engine import Database
 from codered.db.models import Draft, Incident, OutboxMessage, Promise
@@ -152,6 +153,18 @@ def test_a_call_without_an_email_in_time_is_overdue_notified_and_cleared_by_the_
     assert approved.returncode == 0, approved.stderr
     assert f"clear:call_overdue:{call_id}" in world.tick(due + timedelta(minutes=4))
     assert not any(r["kind"] == "overdue" for r in world.run(queue))
+
+    async def share(db: Database) -> dict[str, Any]:
+        async with db.read() as session:
+            return await call_followups(
+                session,
+                world.settings,
+                since=ended - timedelta(days=1),
+                until=due + timedelta(days=1),
+            )
+
+    # The reply went out (at the real time of the test), well within two business hours.
+    assert world.run(share) == {"calls": 1, "followed_in_time": 1, "share": 1.0}
 
 
 def test_cadence_prepares_one_update_per_interval_across_restarts(world: World) -> None:
