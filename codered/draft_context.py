@@ -90,6 +90,13 @@ async def _thread(session: AsyncSession, incident: Incident) -> list[ThreadMessa
     return messages[-MAX_THREAD_MESSAGES:]
 
 
+def _signature(settings: Settings, incident: Incident) -> str:
+    """Signed by the owner CSM where we know them: someone in the customer's corner."""
+    owner = settings.member(incident.owner)
+    who = (owner.display_name or owner.name) if owner else settings.smtp.from_name
+    return f"Kind regards,\n{who}\n{settings.company.name}"
+
+
 async def gather_context(
     session: AsyncSession,
     settings: Settings,
@@ -143,7 +150,7 @@ async def gather_context(
         customer_name=incident.customer_name,
         customer_email=incident.customer_email,
         greeting=f"Hello {name}," if name else "Hello,",
-        signature=f"Kind regards,\n{settings.smtp.from_name}\n{settings.company.name}",
+        signature=_signature(settings, incident),
         language=incident.language,
         category=incident.category,
         severity=incident.severity,

@@ -34,7 +34,12 @@ from tests.support.service import RunningService, make_settings, query
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TEAM = [
-    {"name": "alice", "email": "alice@acme.example", "manager": "maria"},
+    {
+        "name": "alice",
+        "email": "alice@acme.example",
+        "manager": "maria",
+        "display_name": "Alice Moreau",
+    },
     {"name": "maria", "email": "maria@acme.example"},
 ]
 
@@ -95,6 +100,10 @@ def world(tmp_path: Path) -> Iterator[World]:
 def test_the_acknowledgement_is_a_promise_and_the_owner_is_assigned(world: World) -> None:
     [incident] = world.rows(Incident)
     assert incident.owner == "alice"
+    created = run_cli(
+        "drafts", "create", world.reference, "--kind", "update", "--json", config=world.config
+    )
+    assert "Kind regards,\nAlice Moreau\nAcme Cloud" in json.loads(created.stdout)["text"]
     [promise] = world.rows(Promise)
     assert promise.source == "acknowledgement" and promise.status == "open"
     assert promise.due_at == incident.reply_by

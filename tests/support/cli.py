@@ -84,7 +84,30 @@ timeout_seconds = {smtp.timeout_seconds}
 enabled = {"true" if settings.web.enabled else "false"}
 host = {_s(settings.web.host)}
 port = {settings.web.port}
-"""
+{_people(settings)}"""
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)  # strings and lists of strings: JSON is valid TOML here
+
+
+def _table(header: str, values: dict[str, Any]) -> str:
+    lines = [header]
+    lines += [f"{key} = {_value(v)}" for key, v in values.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _people(settings: Settings) -> str:
+    """``[policies]``, ``[[team]]`` and ``[[accounts]]`` (escalation rules stay default)."""
+    policies = settings.policies.model_dump(exclude={"escalation"})
+    parts = [_table("[policies]", policies)]
+    parts += [_table("[[team]]", m.model_dump()) for m in settings.team]
+    parts += [_table("[[accounts]]", a.model_dump()) for a in settings.accounts]
+    return "\n".join(parts)
 
 
 def _llm(settings: Settings) -> str:
