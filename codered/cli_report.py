@@ -50,7 +50,8 @@ def register_report_command(incidents_app: typer.Typer) -> None:
             raise fail("a PDF is written to a file: add --output FILE", 2)
         settings = load_cli_settings(config)
         from codered.db.models import utcnow
-        from codered.report import IncidentReport, incident_report, to_markdown, to_pdf
+        from codered.report import IncidentReport, incident_report
+        from codered.report_render import to_markdown, to_pdf
 
         async def _work(db: Any) -> IncidentReport:
             async with db.read() as session:

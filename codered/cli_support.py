@@ -45,7 +45,7 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="TOML configuration file [default: $CODERED_CONFIG, then ./codered.toml].",
+        help="TOML configuration file (default: $CODERED_CONFIG, then ./codered.toml).",
         show_default=False,
     ),
 ]

@@ -340,3 +340,25 @@ def test_timers_follow_business_hours_holidays_and_zones(
 ) -> None:
     settings = make_settings(tmp_path, 1, 1, company={"timezone": zone})
     assert due_after(start, Target.parse(target), settings) == expected
+
+
+def test_an_account_at_risk_is_flagged_wherever_it_is_named(world: World) -> None:
+    from codered.desk import incident_page
+    from codered.settings import AccountSettings
+
+    flagged = world.settings.model_copy(
+        update={"accounts": [AccountSettings(domain="northwind.example", at_risk=True)]}
+    )
+
+    async def pages(db: Database, settings: Settings) -> tuple[bool, list[bool]]:
+        async with db.read() as session:
+            page = await incident_page(session, world.reference, settings)
+            queue = await work_queue(
+                session, world.acknowledged_at + timedelta(hours=3), settings=settings
+            )
+        return page["at_risk"], [row["at_risk"] for row in queue if row["reference"]]
+
+    plain = world.run(lambda db: pages(db, world.settings))
+    marked = world.run(lambda db: pages(db, flagged))
+    assert plain[0] is False and not any(plain[1])
+    assert marked[0] is True and marked[1] and all(marked[1])

@@ -13,7 +13,6 @@ import io
 import json
 import re
 import subprocess
-import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,24 +35,17 @@ from codered.report import (
     TimelineEvent,
     duration_words,
     incident_report,
-    to_markdown,
-    to_pdf,
 )
+from codered.report_render import to_markdown, to_pdf
 from codered.settings import Settings
 from tests.support import mail
-from tests.support.cli import cli_env, run_cli, write_config
+from tests.support.cli import cli_env, codered_command, run_cli, write_config
 from tests.support.service import RunningService, make_settings, query
 
 PIPE_NOTE = "Tiers | plans differ\nper region"
 FOREIGN_NOTE = "Проблема с API — 東京"
 CALL_NOTES = "Walked through the outage timeline.\nNext | steps: send the RCA"
 STAGED = "Every routing change now goes through a staged rollout with automatic checks."
-# The command as codered/cli.py will wire it, so these tests do not depend on that wiring.
-_APP = (
-    "import typer; from codered.cli_report import register_report_command; "
-    "app = typer.Typer(); sub = typer.Typer(); register_report_command(sub); "
-    "app.add_typer(sub, name='incidents'); app()"
-)
 
 
 @dataclass
@@ -76,7 +68,7 @@ class Built:
         return query(self.settings, work)
 
     def cli(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-c", _APP, "incidents", "report", *map(str, args)]
+        command = [*codered_command(), "incidents", "report", *map(str, args)]
         completed = subprocess.run(
             [*command, "--config", str(self.config)],
             capture_output=True,
