@@ -70,6 +70,28 @@ def calls_log(
 
 
 def register_lifecycle_commands(incidents_app: typer.Typer) -> None:
+    @incidents_app.command("assign")
+    def incidents_assign(
+        reference: Annotated[str, typer.Argument(help="Incident reference, e.g. CR-1042.")],
+        owner: Annotated[str, typer.Argument(help="The CSM who owns it from now on.")],
+        as_: Annotated[str, typer.Option("--as", help="Who assigns it (recorded).")],
+        config: ConfigOption = None,
+    ) -> None:
+        """Give an incident to a CSM by hand (the rules and round robin assign new ones)."""
+        settings = load_cli_settings(config)
+        from codered.lifecycle import assign_owner_by_hand
+
+        try:
+            before = run_async(
+                with_db(settings, lambda db: assign_owner_by_hand(db, reference, owner, actor=as_))
+            )
+        except (LookupError, ValueError) as exc:
+            raise fail(str(exc)) from None
+        console.print(
+            f"{reference.upper()}: owner {escape(before or 'nobody')} → {escape(owner)}",
+            highlight=False,
+        )
+
     @incidents_app.command("move")
     def incidents_move(
         reference: Annotated[str, typer.Argument(help="Incident reference, e.g. CR-1042.")],

@@ -20,7 +20,7 @@ from codered.drafts import request_draft
 from codered.queries import find_incident
 from drafting.kinds import DraftKind
 
-__all__ = ["OPEN_STATES", "STATES", "move_incident"]
+__all__ = ["OPEN_STATES", "STATES", "assign_owner_by_hand", "move_incident"]
 
 STATES = (
     "acknowledged",
@@ -75,3 +75,24 @@ async def move_incident(
     if to == "resolved":
         draft_id = await request_draft(db, reference, DraftKind.SUMMARY, actor="debrief")
     return before, draft_id
+
+
+async def assign_owner_by_hand(
+    db: Database, reference: str, owner: str, *, actor: str
+) -> str | None:
+    """Give the incident to ``owner`` (a CSM); returns the previous owner."""
+    owner, actor = owner.strip(), actor.strip()
+    if not owner or not actor:
+        raise ValueError("name the new owner and who assigns (--as NAME)")
+    async with db.write() as session:
+        incident = await find_incident(session, reference)
+        before = incident.owner
+        incident.owner = owner[:64]
+        await audit.append(
+            session,
+            "incident.assigned",
+            {"from": before, "to": incident.owner},
+            actor=actor,
+            incident_id=incident.id,
+        )
+        return before

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from codered import audit
 from codered.db.models import OutboxMessage, Promise
 
-__all__ = ["record_promise", "settle_promises"]
+__all__ = ["promises_by_owner", "record_promise", "settle_promises"]
 
 
 async def record_promise(
@@ -82,3 +82,24 @@ async def settle_promises(session: AsyncSession, sent: OutboxMessage) -> list[Pr
             incident_id=sent.incident_id,
         )
     return settled
+
+
+async def promises_by_owner(
+    session: AsyncSession, *, since: datetime, until: datetime
+) -> list[dict[str, object]]:
+    """Promises stated in ``[since, until)``, kept / missed / open, per incident owner."""
+    from codered.db.models import Incident
+
+    rows = (
+        await session.execute(
+            select(Incident.owner, Promise.status)
+            .join(Incident, Incident.id == Promise.incident_id)
+            .where(Promise.stated_at >= since, Promise.stated_at < until)
+        )
+    ).all()
+    counts: dict[str, dict[str, int]] = {}
+    for owner, status in rows:
+        bucket = counts.setdefault(owner or "nobody", {"kept": 0, "missed": 0, "open": 0})
+        if status in bucket:
+            bucket[status] += 1
+    return [{"owner": owner, **bucket} for owner, bucket in sorted(counts.items())]

@@ -24,6 +24,7 @@ from codered.audit_export import (
 from codered.call_metrics import call_followups
 from codered.db.models import utcnow
 from codered.overview import overview
+from codered.promises import promises_by_owner
 from codered.web.auth import requires
 from codered.web.authz import Permission
 from codered.web.charts import bar_chart, stacked_bar
@@ -161,6 +162,7 @@ async def overview_page(request: Request, user: Manager, days: int = 30) -> Resp
     since = (now - timedelta(days=days)).replace(tzinfo=UTC)
     async with request.app.state.guard.db.read() as session:
         result = await overview(session, since=since, until=now + timedelta(seconds=1), now=now)
+        by_owner = await promises_by_owner(session, since=since, until=now + timedelta(seconds=1))
         calls = await call_followups(
             session, request.app.state.settings, since=since, until=now + timedelta(seconds=1)
         )
@@ -194,4 +196,13 @@ async def overview_page(request: Request, user: Manager, days: int = 30) -> Resp
             unit="s",
         ),
     ]
-    return page(request, "overview.html", user, o=data, charts=charts, days=days, calls=calls)
+    return page(
+        request,
+        "overview.html",
+        user,
+        o=data,
+        charts=charts,
+        days=days,
+        calls=calls,
+        by_owner=by_owner,
+    )

@@ -322,3 +322,16 @@ async def call(
         f"/incidents/{reference}#draft-{draft_id}",
         f"Call {call_id} logged; its recap draft is being written.",
     )
+
+
+@router.post("/incidents/{reference}/owner")
+async def owner(
+    request: Request, reference: str, user: Mover, name: Annotated[str, Form()]
+) -> Response:
+    from codered.lifecycle import assign_owner_by_hand
+
+    try:
+        await assign_owner_by_hand(request.app.state.guard.db, reference, name, actor=user.name)
+    except (LookupError, ValueError) as exc:
+        return _back(f"/incidents/{reference}", str(exc), "error")
+    return _back(f"/incidents/{reference}", f"{name} owns {reference} now.")

@@ -362,3 +362,24 @@ def test_an_account_at_risk_is_flagged_wherever_it_is_named(world: World) -> Non
     marked = world.run(lambda db: pages(db, flagged))
     assert plain[0] is False and not any(plain[1])
     assert marked[0] is True and marked[1] and all(marked[1])
+
+
+def test_an_incident_can_be_moved_and_given_to_another_csm_by_hand(world: World) -> None:
+    moved = run_cli(
+        "incidents", "move", world.reference, "investigating", "--as", "maria", config=world.config
+    )
+    assert moved.returncode == 0 and "acknowledged → investigating" in moved.stdout
+    again = run_cli(
+        "incidents", "move", world.reference, "investigating", "--as", "maria", config=world.config
+    )
+    assert again.returncode == 1 and "already investigating" in again.stderr
+    bad = run_cli(
+        "incidents", "move", world.reference, "done", "--as", "maria", config=world.config
+    )
+    assert bad.returncode == 1 and "unknown state" in bad.stderr
+    assigned = run_cli(
+        "incidents", "assign", world.reference, "bob", "--as", "maria", config=world.config
+    )
+    assert assigned.returncode == 0 and "alice → bob" in assigned.stdout
+    [incident] = world.rows(Incident)
+    assert (incident.status, incident.owner) == ("investigating", "bob")

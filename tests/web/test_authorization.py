@@ -73,6 +73,7 @@ def test_pages_answer_each_role_as_the_table_says(desk: Desk) -> None:
         "save": {"text": "Hello Dana,\n\nAn edit on Tuesday, 1 December 2026 at 14:30.\n"},
         "reject": {"reason": "not needed"},
         "move": {"state": "investigating"},
+        "owner": {"name": "alice"},
         "calls": {"participants": "Dana, alice", "minutes": "10", "notes": "Talked it through."},
         "users": {"name": "newperson", "role": "csm", "password": "long enough password"},
     }
