@@ -236,7 +236,6 @@ class Service:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), DRAFT_POLL_SECONDS)
 
-
     async def _policy_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._policy_wakeup.clear()
