@@ -55,15 +55,24 @@ register_report_command(incidents_app)
 app.add_typer(calls_app, name="calls")
 
 
-def _setup_logging(verbose: bool) -> None:
-    from rich.logging import RichHandler
+def _setup_logging(verbose: bool, log_format: str = "text", settings: Any = None) -> None:
+    from codered.logs import NOISY, JsonFormatter, RedactSecrets, secrets_of
 
+    handler: logging.Handler
+    if log_format == "json":
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+    else:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+    handler.addFilter(RedactSecrets(secrets_of(settings) if settings is not None else []))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(name)s: %(message)s",
-        handlers=[RichHandler(console=err, show_path=False, rich_tracebacks=False)],
+        handlers=[handler],
     )
-    for noisy in ("aiosqlite", "sqlalchemy", "mail.log", "asyncio", "imapclient", "alembic"):
+    for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -71,10 +80,16 @@ def _setup_logging(verbose: bool) -> None:
 def run(
     config: ConfigOption = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="text (for a terminal) or json (one object a line).")
+    ] = "text",
 ) -> None:
     """Run the service: watch every mailbox, acknowledge complaints, deliver the outbox."""
     settings = load_cli_settings(config)
-    _setup_logging(verbose)
+    if log_format not in ("text", "json"):
+        err.print("[bold red]error:[/] --log-format is text or json", highlight=False)
+        raise typer.Exit(2)
+    _setup_logging(verbose, log_format, settings)
     from codered.crashpoints import check_environment
     from codered.service import Service
 

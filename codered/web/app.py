@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from codered import audit
 from codered.db.engine import Database
 from codered.settings import Settings
-from codered.web import admin, api, manager, pages
+from codered.web import admin, api, health, manager, pages
 from codered.web.auth import Guard, LoginThrottle, SignInRequiredError
 from codered.web.render import page
 
@@ -55,6 +55,7 @@ def create_app(
 
     app.state.audit_event = audit_event
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
     app.include_router(manager.router)
