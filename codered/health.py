@@ -93,9 +93,7 @@ async def metric_values(session: AsyncSession, settings: Settings, now: datetime
             .where(OutboxMessage.kind == "acknowledgement", OutboxMessage.sent_at.is_not(None))
         )
     ).all()
-    seconds = [
-        max(0.0, (sent_at - opened).total_seconds()) for opened, sent_at in acks if sent_at
-    ]
+    seconds = [max(0.0, (sent_at - opened).total_seconds()) for opened, sent_at in acks if sent_at]
     usage = (
         await session.execute(
             select(
