@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from codered.db.engine import Database
 from codered.db.migrate import upgrade
 from codered.drafts import DraftingWorker, make_drafter
+from codered.filing import MailboxFiler
 from codered.mailbox_lock import hold_mailbox
 from codered.mailstore import DatabaseMailboxStore
 from codered.outbox import OutboxWorker, worker_identity
@@ -114,6 +115,7 @@ class Service:
             self.db, settings, make_drafter(settings), identity=worker_identity()
         )
         self.policies = PolicyClock(self.db, settings, on_outbox=self._outbox_wakeup.set)
+        self.filer = MailboxFiler(self.db, settings)
         self.watchers: list[MailboxWatcher] = []
         self.store: DatabaseMailboxStore | None = None
         self.web: WebServer | None = None
@@ -164,6 +166,7 @@ class Service:
             await asyncio.wait(watch_tasks, timeout=30)
             grace = self.settings.smtp.timeout_seconds * 2 + 5
             await asyncio.wait([t for t in tasks if t.get_name() == "outbox"], timeout=grace)
+            await self.filer.drain(seconds=10)
             for task in [*watch_tasks, *tasks]:
                 task.cancel()
             await asyncio.gather(*watch_tasks, *tasks, return_exceptions=True)
@@ -216,6 +219,8 @@ class Service:
                 log.exception("outbox pass failed; retrying shortly")
                 results, wait = [], 1.0
             for result in results:
+                if result.status == "sent":
+                    self.filer.sent(result.outbox_id)
                 if self.hooks.on_sent is not None:
                     self.hooks.on_sent(result.outbox_id, result.status)
             if results:

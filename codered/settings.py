@@ -111,6 +111,13 @@ class MailboxSettings(_Section):
     poll_interval_seconds: float = Field(default=15.0, gt=0)
     authserv_id: str | None = None
     """Our receiving server's Authentication-Results id; its DMARC failures are held."""
+    file_sent: bool = True
+    """Append each message we send to this mailbox's Sent folder, and flag what we answered."""
+    sent_folder: str | None = None
+    """The Sent folder; by default the one with the ``\\Sent`` attribute, else ``Sent``."""
+    answered_keyword: str = Field(
+        default="$Acknowledged", pattern=r"^[$A-Za-z][A-Za-z0-9_$-]{0,63}$"
+    )
 
     _password: str = PrivateAttr(default="")
 

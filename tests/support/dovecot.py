@@ -64,6 +64,13 @@ first_valid_uid = {uid}
 first_valid_gid = {gid}
 mail_location = maildir:~/Maildir
 mailbox_idle_check_interval = 1 secs
+namespace inbox {{
+  inbox = yes
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+}}
 imap_idle_notify_interval = 1 mins
 
 passdb {{

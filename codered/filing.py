@@ -1,0 +1,95 @@
+"""After a message is sent: its copy in the mailbox's Sent folder, and the customer's message
+marked ``\\Answered`` and ``$Acknowledged``, so the shared mailbox shows what happened.
+
+Filing happens after the send, off the sending path (a slow IMAP server never holds up the
+next acknowledgement), and each outcome is audited; a failure is logged and audited, and
+the message itself has been delivered all the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codered import audit
+from codered.db.engine import Database
+from codered.db.models import InboundMessage, OutboxMessage
+from codered.settings import Settings
+from inbox.filing import FilingError, file_sent_copy, mark_answered
+
+__all__ = ["MailboxFiler"]
+
+log = logging.getLogger(__name__)
+
+
+class MailboxFiler:
+    def __init__(self, db: Database, settings: Settings, *, concurrency: int = 2) -> None:
+        self.db = db
+        self.settings = settings
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def sent(self, outbox_id: int) -> None:
+        """Called by the outbox loop for each sent row: file it in the background."""
+        task = asyncio.create_task(self.file(outbox_id), name=f"file-{outbox_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, seconds: float) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=seconds)
+
+    async def file(self, outbox_id: int) -> None:
+        from codered.service import imap_account  # the service builds IMAP accounts
+
+        async with self.db.read() as session:
+            row = await session.get(OutboxMessage, outbox_id)
+            if row is None or row.status != "sent" or row.kind.startswith("internal."):
+                return
+            box = self.settings.mailbox(row.mailbox)
+            if not box.file_sent:
+                return
+            target = await self._answered(session, row)
+            raw, sent_at, message_id = row.raw, row.sent_at or row.created_at, row.message_id
+        account = imap_account(box)
+        result: dict[str, object] = {"outbox_id": outbox_id, "message_id": message_id}
+        async with self._slots:
+            try:
+                folder = await asyncio.to_thread(
+                    file_sent_copy, account, raw, sent_folder=box.sent_folder, when=sent_at
+                )
+                result["sent_folder"] = folder
+                if target is not None:
+                    uidvalidity, uid = target
+                    result["marked_uid"] = uid
+                    result["marked"] = await asyncio.to_thread(
+                        mark_answered, account, uidvalidity, uid, box.answered_keyword
+                    )
+                kind = "mailbox.filed"
+            except FilingError as exc:
+                result["error"] = str(exc)
+                kind = "mailbox.filing_failed"
+                log.warning("outbox %s sent but not filed in %s: %s", outbox_id, box.name, exc)
+        async with self.db.write() as session:
+            await audit.append(session, kind, result, incident_id=row.incident_id)
+
+    async def _answered(self, session: AsyncSession, row: OutboxMessage) -> tuple[int, int] | None:
+        """The customer's message this one answers: their latest before we wrote it."""
+        if row.incident_id is None:
+            return None
+        found = (
+            await session.execute(
+                select(InboundMessage.uidvalidity, InboundMessage.uid)
+                .where(
+                    InboundMessage.incident_id == row.incident_id,
+                    InboundMessage.mailbox == row.mailbox,
+                    InboundMessage.fetched_at <= row.created_at,
+                )
+                .order_by(InboundMessage.id.desc())
+                .limit(1)
+            )
+        ).first()
+        return None if found is None else (int(found[0]), int(found[1]))
