@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from codered.cli_audit import audit_app
 from codered.cli_drafts import drafts_app, register_incident_commands
+from codered.cli_init import register_init_command
 from codered.cli_policies import calls_app, register_lifecycle_commands
 from codered.cli_report import register_report_command
 from codered.cli_support import (
@@ -52,6 +53,7 @@ app.add_typer(tokens_app, name="tokens")
 register_incident_commands(incidents_app)
 register_lifecycle_commands(incidents_app)
 register_report_command(incidents_app)
+register_init_command(app)
 app.add_typer(calls_app, name="calls")
 
 
