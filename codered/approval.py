@@ -211,7 +211,9 @@ async def approve_draft(
                 in_reply_to=latest,
                 thread_ids=tuple(thread_ids),
                 text=final,
-                from_address=EmailAddress(mailbox.address.lower(), settings.smtp.from_name),
+                from_address=EmailAddress(
+                    mailbox.address.lower(), settings.sender_name(mailbox.name)
+                ),
             ),
             now=now,
         )

@@ -229,10 +229,11 @@ def outbox_retry(
     """Send a failed message again now (same bytes, same Message-ID)."""
     settings = load_cli_settings(config)
     from codered.outbox import OutboxWorker, SendResult, retry_failed
-    from codered.service import smtp_server
+    from codered.service import smtp_server, smtp_servers
 
     async def _work(db: Any) -> SendResult:
-        return await retry_failed(OutboxWorker(db, smtp_server(settings)), outbox_id)
+        worker = OutboxWorker(db, smtp_server(settings), servers=smtp_servers(settings))
+        return await retry_failed(worker, outbox_id)
 
     try:
         result = run_async(with_db(settings, _work))

@@ -238,7 +238,7 @@ def drafts_approve(
     edited = _read_text(None, edit_file)
     from codered.approval import approve_draft
     from codered.outbox import OutboxWorker, send_now
-    from codered.service import smtp_server
+    from codered.service import smtp_server, smtp_servers
 
     async def _work(db: Any) -> tuple[Any, Any]:
         approval = await approve_draft(
@@ -247,7 +247,10 @@ def drafts_approve(
         sent = None
         if not no_send:
             worker = OutboxWorker(
-                db, smtp_server(settings), max_attempts=settings.smtp.max_attempts
+                db,
+                smtp_server(settings),
+                servers=smtp_servers(settings),
+                max_attempts=settings.smtp.max_attempts,
             )
             sent = await send_now(worker, approval.outbox_id)
         return approval, sent

@@ -93,7 +93,7 @@ async def _thread(session: AsyncSession, incident: Incident) -> list[ThreadMessa
 def _signature(settings: Settings, incident: Incident) -> str:
     """Signed by the owner CSM where we know them: someone in the customer's corner."""
     owner = settings.member(incident.owner)
-    who = (owner.display_name or owner.name) if owner else settings.smtp.from_name
+    who = (owner.display_name or owner.name) if owner else settings.sender_name(incident.mailbox)
     return f"Kind regards,\n{who}\n{settings.company.name}"
 
 

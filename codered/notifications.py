@@ -34,7 +34,7 @@ async def queue_internal_mail(
         subject=subject,
         lines=lines,
         to=[EmailAddress(address.lower(), name) for address, name in to],
-        from_address=EmailAddress(mailbox.address.lower(), settings.smtp.from_name),
+        from_address=EmailAddress(mailbox.address.lower(), settings.sender_name(mailbox.name)),
         reference=incident.reference,
         key=key,
         now=now,

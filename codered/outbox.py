@@ -16,7 +16,7 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,6 +128,7 @@ class OutboxWorker:
         db: Database,
         server: SmtpServer,
         *,
+        servers: Mapping[str, SmtpServer] | None = None,
         max_attempts: int = 5,
         lease_seconds: float = 120.0,
         retry_base_seconds: float = 30.0,
@@ -136,6 +137,8 @@ class OutboxWorker:
     ) -> None:
         self.db = db
         self.server = server
+        self.servers = dict(servers or {})
+        """Mailboxes with an SMTP server of their own; the rest use ``server``."""
         self.max_attempts = max_attempts
         self.lease = timedelta(seconds=lease_seconds)
         self.retry_base = retry_base_seconds
@@ -216,9 +219,10 @@ class OutboxWorker:
             row = await session.get(OutboxMessage, outbox_id)
             assert row is not None
             envelope_from, recipients, raw = row.envelope_from, list(row.recipients), row.raw
+            server = self.servers.get(row.mailbox, self.server)
         crashpoint("before_smtp_data")
         try:
-            result = await deliver(self.server, envelope_from, recipients, raw)
+            result = await deliver(server, envelope_from, recipients, raw)
         except DeliveryError as exc:
             return await self._failed(outbox_id, exc)
         except Exception as exc:  # an unexpected bug must not strand the row

@@ -338,7 +338,9 @@ class Pipeline:
     ) -> ComposedMessage:
         assert email.reply_address is not None
         mailbox = self.settings.mailbox(row.mailbox)
-        from_address = EmailAddress(mailbox.address.lower(), self.settings.smtp.from_name)
+        from_address = EmailAddress(
+            mailbox.address.lower(), self.settings.sender_name(mailbox.name)
+        )
         return compose_acknowledgement(
             AcknowledgementFacts(
                 reference=incident.reference,

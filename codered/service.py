@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,7 +54,19 @@ def imap_account(mailbox: MailboxSettings) -> ImapAccount:
     )
 
 
-def smtp_server(settings: Settings) -> SmtpServer:
+def smtp_server(settings: Settings, mailbox: str | None = None) -> SmtpServer:
+    """The SMTP server for ``mailbox``: its own when it names one, else ``[smtp]``."""
+    box = settings.mailbox(mailbox) if mailbox else None
+    if box is not None and box.smtp_host:
+        password = os.environ.get(box.smtp_password_env) if box.smtp_password_env else None
+        return SmtpServer(
+            host=box.smtp_host,
+            port=box.smtp_port,
+            security=box.smtp_security,
+            username=box.smtp_username,
+            password=password,
+            timeout_seconds=settings.smtp.timeout_seconds,
+        )
     smtp = settings.smtp
     return SmtpServer(
         host=smtp.host,
@@ -63,6 +76,11 @@ def smtp_server(settings: Settings) -> SmtpServer:
         password=smtp.resolved_password(),
         timeout_seconds=smtp.timeout_seconds,
     )
+
+
+def smtp_servers(settings: Settings) -> dict[str, SmtpServer]:
+    """Mailboxes that send through their own SMTP server."""
+    return {b.name: smtp_server(settings, b.name) for b in settings.mailboxes if b.smtp_host}
 
 
 @dataclass
@@ -108,6 +126,7 @@ class Service:
         self.outbox = OutboxWorker(
             self.db,
             smtp_server(settings),
+            servers=smtp_servers(settings),
             max_attempts=settings.smtp.max_attempts,
             lease_seconds=settings.smtp.timeout_seconds * 3 + 30,
         )

@@ -111,6 +111,14 @@ class MailboxSettings(_Section):
     poll_interval_seconds: float = Field(default=15.0, gt=0)
     authserv_id: str | None = None
     """Our receiving server's Authentication-Results id; its DMARC failures are held."""
+    from_name: str | None = None
+    """The display name of mail from this mailbox (default: ``[smtp] from_name``)."""
+    smtp_host: str | None = None
+    """This mailbox's own SMTP server (default: ``[smtp]``); the keys below go with it."""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Security = "starttls"
+    smtp_username: str | None = None
+    smtp_password_env: str | None = None
     file_sent: bool = True
     """Append each message we send to this mailbox's Sent folder, and flag what we answered."""
     sent_folder: str | None = None
@@ -326,6 +334,10 @@ class Settings(_Section):
     @property
     def own_addresses(self) -> frozenset[str]:
         return frozenset(m.address.lower() for m in self.mailboxes)
+
+    def sender_name(self, mailbox: str) -> str:
+        """The From display name for mail sent from ``mailbox``."""
+        return self.mailbox(mailbox).from_name or self.smtp.from_name
 
     def member(self, name: str | None) -> TeamMember | None:
         return next((m for m in self.team if name and m.name == name), None)
