@@ -13,7 +13,7 @@ from codered.db.engine import Database
 from codered.db.migrate import current_revision, head_revision
 from codered.db.models import DeadLetter, OutboxMessage
 from codered.queries import list_mailboxes
-from codered.service import imap_account, smtp_server
+from codered.service import imap_account, oauth_tokens, smtp_server
 from codered.settings import Settings
 from inbox.watcher import check_imap
 from mailer.deliver import check_smtp
@@ -111,9 +111,10 @@ def _mailbox_state_results(
 
 async def _check_imap(settings: Settings) -> list[CheckResult]:
     results = []
+    tokens = oauth_tokens(settings)
     for mailbox in settings.mailboxes:
         try:
-            detail = await asyncio.to_thread(check_imap, imap_account(mailbox))
+            detail = await asyncio.to_thread(check_imap, imap_account(mailbox, tokens))
             results.append(CheckResult(f"imap {mailbox.name}", True, detail))
         except Exception as exc:
             results.append(CheckResult(f"imap {mailbox.name}", False, str(exc)))

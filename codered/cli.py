@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from codered.cli_audit import audit_app
+from codered.cli_auth import auth_app
 from codered.cli_drafts import drafts_app, register_incident_commands
 from codered.cli_init import register_init_command
 from codered.cli_policies import calls_app, register_lifecycle_commands
@@ -49,6 +50,7 @@ app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(drafts_app, name="drafts")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(auth_app, name="auth")
 app.add_typer(tokens_app, name="tokens")
 register_incident_commands(incidents_app)
 register_lifecycle_commands(incidents_app)
@@ -229,10 +231,11 @@ def outbox_retry(
     """Send a failed message again now (same bytes, same Message-ID)."""
     settings = load_cli_settings(config)
     from codered.outbox import OutboxWorker, SendResult, retry_failed
-    from codered.service import smtp_server, smtp_servers
+    from codered.service import oauth_tokens, smtp_server, smtp_servers
 
     async def _work(db: Any) -> SendResult:
-        worker = OutboxWorker(db, smtp_server(settings), servers=smtp_servers(settings))
+        servers = smtp_servers(settings, oauth_tokens(settings))
+        worker = OutboxWorker(db, smtp_server(settings), servers=servers)
         return await retry_failed(worker, outbox_id)
 
     try:
@@ -279,11 +282,12 @@ def deadletters_retry(
     settings = load_cli_settings(config)
     from codered.deadletters import retry_dead_letter
     from codered.pipeline import Outcome, Pipeline
-    from codered.service import imap_account
+    from codered.service import imap_account, oauth_tokens
     from inbox.watcher import fetch_one
 
     def fetch_raw(mailbox: str, uidvalidity: int, uid: int) -> bytes:
-        return fetch_one(imap_account(settings.mailbox(mailbox)), uidvalidity, uid)
+        account = imap_account(settings.mailbox(mailbox), oauth_tokens(settings))
+        return fetch_one(account, uidvalidity, uid)
 
     async def _work(db: Any) -> Outcome:
         return await retry_dead_letter(db, Pipeline(db, settings), dead_letter_id, fetch_raw)

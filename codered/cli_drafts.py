@@ -238,7 +238,7 @@ def drafts_approve(
     edited = _read_text(None, edit_file)
     from codered.approval import approve_draft
     from codered.outbox import OutboxWorker, send_now
-    from codered.service import smtp_server, smtp_servers
+    from codered.service import oauth_tokens, smtp_server, smtp_servers
 
     async def _work(db: Any) -> tuple[Any, Any]:
         approval = await approve_draft(
@@ -249,7 +249,7 @@ def drafts_approve(
             worker = OutboxWorker(
                 db,
                 smtp_server(settings),
-                servers=smtp_servers(settings),
+                servers=smtp_servers(settings, oauth_tokens(settings)),
                 max_attempts=settings.smtp.max_attempts,
             )
             sent = await send_now(worker, approval.outbox_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,15 +21,26 @@ from codered.db.models import InboundMessage, OutboxMessage
 from codered.settings import Settings
 from inbox.filing import FilingError, file_sent_copy, mark_answered
 
+if TYPE_CHECKING:
+    from codered.oauth import AccessTokens
+
 __all__ = ["MailboxFiler"]
 
 log = logging.getLogger(__name__)
 
 
 class MailboxFiler:
-    def __init__(self, db: Database, settings: Settings, *, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        concurrency: int = 2,
+        tokens: AccessTokens | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
+        self.tokens = tokens
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -54,7 +66,7 @@ class MailboxFiler:
                 return
             target = await self._answered(session, row)
             raw, sent_at, message_id = row.raw, row.sent_at or row.created_at, row.message_id
-        account = imap_account(box)
+        account = imap_account(box, self.tokens)
         result: dict[str, object] = {"outbox_id": outbox_id, "message_id": message_id}
         async with self._slots:
             try:

@@ -14,8 +14,11 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from codered.audit import append
 from codered.db.engine import Database
 from codered.db.migrate import upgrade
 from codered.drafts import DraftingWorker, make_drafter
@@ -31,7 +34,10 @@ from inbox.ports import ImapAccount, WatcherStatus
 from inbox.watcher import MailboxWatcher
 from mailer.deliver import SmtpServer
 
-__all__ = ["Service", "ServiceHooks", "imap_account", "smtp_server"]
+if TYPE_CHECKING:
+    from codered.oauth import AccessTokens
+
+__all__ = ["Service", "ServiceHooks", "imap_account", "oauth_tokens", "smtp_server"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +46,13 @@ DRAFT_POLL_SECONDS = 2.0
 """Drafts are requested from other processes (the CLI, later the web UI): look this often."""
 
 
-def imap_account(mailbox: MailboxSettings) -> ImapAccount:
+def imap_account(mailbox: MailboxSettings, tokens: AccessTokens | None = None) -> ImapAccount:
+    """IMAP settings of ``mailbox``; an ``oauth2`` one takes its tokens from ``tokens``."""
+    provider = None
+    if mailbox.auth == "oauth2":
+        if tokens is None:
+            raise ValueError(f"mailbox {mailbox.name} uses OAuth2: pass its AccessTokens")
+        provider = tokens.provider(mailbox.name)
     return ImapAccount(
         name=mailbox.name,
         host=mailbox.imap_host,
@@ -51,21 +63,36 @@ def imap_account(mailbox: MailboxSettings) -> ImapAccount:
         folder=mailbox.folder,
         max_message_bytes=int(mailbox.max_message_mb * 1024 * 1024),
         poll_interval_seconds=mailbox.poll_interval_seconds,
+        token_provider=provider,
     )
 
 
-def smtp_server(settings: Settings, mailbox: str | None = None) -> SmtpServer:
-    """The SMTP server for ``mailbox``: its own when it names one, else ``[smtp]``."""
+def smtp_server(
+    settings: Settings, mailbox: str | None = None, tokens: AccessTokens | None = None
+) -> SmtpServer:
+    """The SMTP server for ``mailbox``: its own when it names one, else ``[smtp]``.
+
+    A mailbox with ``auth = "oauth2"`` and its own SMTP server signs in there with
+    XOAUTH2 (as ``smtp_username``, else ``imap_username``); ``[smtp]`` keeps its password.
+    """
     box = settings.mailbox(mailbox) if mailbox else None
     if box is not None and box.smtp_host:
         password = os.environ.get(box.smtp_password_env) if box.smtp_password_env else None
+        provider = None
+        username = box.smtp_username
+        if box.auth == "oauth2":
+            if tokens is None:
+                raise ValueError(f"mailbox {box.name} uses OAuth2: pass its AccessTokens")
+            provider = tokens.provider(box.name)
+            username = username or box.imap_username
         return SmtpServer(
             host=box.smtp_host,
             port=box.smtp_port,
             security=box.smtp_security,
-            username=box.smtp_username,
+            username=username,
             password=password,
             timeout_seconds=settings.smtp.timeout_seconds,
+            token_provider=provider,
         )
     smtp = settings.smtp
     return SmtpServer(
@@ -78,9 +105,22 @@ def smtp_server(settings: Settings, mailbox: str | None = None) -> SmtpServer:
     )
 
 
-def smtp_servers(settings: Settings) -> dict[str, SmtpServer]:
+def smtp_servers(settings: Settings, tokens: AccessTokens | None = None) -> dict[str, SmtpServer]:
     """Mailboxes that send through their own SMTP server."""
-    return {b.name: smtp_server(settings, b.name) for b in settings.mailboxes if b.smtp_host}
+    return {
+        b.name: smtp_server(settings, b.name, tokens) for b in settings.mailboxes if b.smtp_host
+    }
+
+
+def oauth_tokens(
+    settings: Settings, on_failure: Callable[[str, str], None] | None = None
+) -> AccessTokens | None:
+    """The shared token source when any mailbox uses OAuth2, else None."""
+    if not any(m.auth == "oauth2" for m in settings.mailboxes):
+        return None
+    from codered.oauth import access_tokens  # httpx and cryptography only when needed
+
+    return access_tokens(settings, on_failure=on_failure)
 
 
 @dataclass
@@ -112,6 +152,8 @@ class Service:
         self._pipeline_wakeup = asyncio.Event()
         self._outbox_wakeup = asyncio.Event()
         self._policy_wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.tokens = oauth_tokens(settings, on_failure=self._oauth_failed)
 
         def decided() -> None:  # a new acknowledgement: send it, and check escalation now
             self._outbox_wakeup.set()
@@ -126,7 +168,7 @@ class Service:
         self.outbox = OutboxWorker(
             self.db,
             smtp_server(settings),
-            servers=smtp_servers(settings),
+            servers=smtp_servers(settings, self.tokens),
             max_attempts=settings.smtp.max_attempts,
             lease_seconds=settings.smtp.timeout_seconds * 3 + 30,
         )
@@ -134,7 +176,7 @@ class Service:
             self.db, settings, make_drafter(settings), identity=worker_identity()
         )
         self.policies = PolicyClock(self.db, settings, on_outbox=self._outbox_wakeup.set)
-        self.filer = MailboxFiler(self.db, settings)
+        self.filer = MailboxFiler(self.db, settings, tokens=self.tokens)
         self.watchers: list[MailboxWatcher] = []
         self.store: DatabaseMailboxStore | None = None
         self.web: WebServer | None = None
@@ -144,9 +186,25 @@ class Service:
             app = create_app(settings, self.db, on_outbox=self._outbox_wakeup.set)
             self.web = WebServer(app, settings.web.host, settings.web.port)
 
+    def _oauth_failed(self, mailbox: str, reason: str) -> None:
+        """From any thread, once per failure streak: log it and audit ``alert.*``."""
+        log.error("mailbox %s: OAuth2 token refresh failed: %s", mailbox, reason)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._audit_oauth_failure(mailbox, reason), loop)
+        future.add_done_callback(_log_failure)
+
+    async def _audit_oauth_failure(self, mailbox: str, reason: str) -> None:
+        async with self.db.write() as session:
+            await append(
+                session, "alert.oauth_refresh_failed", {"mailbox": mailbox, "reason": reason}
+            )
+
     async def run(self, stop: asyncio.Event) -> None:
         await upgrade(self.db)
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self.store = DatabaseMailboxStore(self.db, loop, on_status=self.hooks.on_status)
 
         def wake_pipeline() -> None:
@@ -190,6 +248,8 @@ class Service:
                 task.cancel()
             await asyncio.gather(*watch_tasks, *tasks, return_exceptions=True)
             await self.db.dispose()
+            if self.tokens is not None:
+                self.tokens.close()
 
     async def _watch(
         self, mailbox: MailboxSettings, stop: asyncio.Event, wake: Callable[[], None]
@@ -200,7 +260,8 @@ class Service:
             async with hold_mailbox(self.db, mailbox.name, stop) as lost:
                 if lost is None:
                     return
-                watcher = MailboxWatcher(imap_account(mailbox), self.store, on_stored=wake)
+                account = imap_account(mailbox, self.tokens)
+                watcher = MailboxWatcher(account, self.store, on_stored=wake)
                 self.watchers.append(watcher)
                 watcher.start()
                 waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
@@ -268,6 +329,11 @@ class Service:
             except Exception:
                 log.exception("policy clock pass failed; retrying shortly")
             await _wait(self._policy_wakeup, self.settings.policies.clock_seconds)
+
+
+def _log_failure(future: Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not audit an OAuth2 failure: %s", future.exception())
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

@@ -126,19 +126,45 @@ class MailboxSettings(_Section):
     answered_keyword: str = Field(
         default="$Acknowledged", pattern=r"^[$A-Za-z][A-Za-z0-9_$-]{0,63}$"
     )
+    auth: Literal["password", "oauth2"] = "password"
+    """``oauth2``: sign in to IMAP (and this mailbox's own SMTP) with XOAUTH2 tokens."""
+    oauth_provider: Literal["google", "microsoft", "custom"] | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret_env: str | None = None
+    """Names the environment variable with the client secret (public clients have none)."""
+    oauth_tenant: str = "common"
+    """Microsoft only: the directory (tenant) id or domain."""
+    oauth_token_url: str | None = None
+    """The token endpoint; required for ``custom``, overrides the preset otherwise."""
+    oauth_scope: str | None = None
+    """Space-separated scopes; default: the provider preset's."""
 
     _password: str = PrivateAttr(default="")
+    _client_secret: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _password_is_given(self, info: ValidationInfo) -> MailboxSettings:
         value = _secret(self.imap_password, self.imap_password_env, "imap_password", info)
-        if value is None:
+        if self.auth == "oauth2":
+            if self.oauth_provider is None:
+                raise ValueError('auth = "oauth2" needs oauth_provider (google, microsoft, custom)')
+            if not self.oauth_client_id:
+                raise ValueError('auth = "oauth2" needs oauth_client_id')
+            if self.oauth_provider == "custom" and not self.oauth_token_url:
+                raise ValueError('oauth_provider = "custom" needs oauth_token_url')
+            self._client_secret = _secret(
+                None, self.oauth_client_secret_env, "oauth_client_secret", info
+            )
+        elif value is None:
             raise ValueError("give imap_password or imap_password_env")
-        self._password = value
+        self._password = value or ""
         return self
 
     def password(self) -> str:
         return self._password
+
+    def oauth_client_secret(self) -> str | None:
+        return self._client_secret
 
 
 class SmtpSettings(_Section):
@@ -310,8 +336,33 @@ class WebSettings(_Section):
     """Mark cookies Secure; default: when the request came over HTTPS."""
 
 
+class SecuritySettings(_Section):
+    """Where OAuth2 refresh tokens are kept (encrypted) and the key that encrypts them."""
+
+    token_store: str | None = None
+    """The JSON file of refresh tokens; default: ``codered-tokens.json`` next to a SQLite
+    database, else in the working directory."""
+    token_key_file: str | None = None
+    """The Fernet key when ``$CODERED_TOKEN_KEY`` is not set; created with mode 0600 on
+    first use. Default: ``codered-token.key`` next to the token file."""
+
+    def token_store_path(self, settings: Settings) -> Path:
+        if self.token_store:
+            return Path(self.token_store)
+        url = settings.database.url
+        if url.startswith("sqlite") and ":///" in url and ":memory:" not in url:
+            return Path(url.split(":///", 1)[1]).parent / "codered-tokens.json"
+        return Path("codered-tokens.json")
+
+    def key_file_path(self, settings: Settings) -> Path:
+        if self.token_key_file:
+            return Path(self.token_key_file)
+        return self.token_store_path(settings).parent / "codered-token.key"
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
+    security: SecuritySettings = SecuritySettings()
     company: CompanySettings
     mailboxes: list[MailboxSettings] = Field(min_length=1)
     smtp: SmtpSettings

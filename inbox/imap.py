@@ -82,12 +82,22 @@ def _enable_keepalive(sock: Any) -> None:
         pass  # best effort: IDLE renewal still bounds how long a dead peer goes unnoticed
 
 
+def _access_token(account: ImapAccount) -> str:
+    assert account.token_provider is not None
+    try:
+        return account.token_provider()
+    except Exception as exc:  # the provider's own error, already one line
+        raise ImapLoginError(f"no access token for {account.username}: {exc}") from None
+
+
 def connect(account: ImapAccount) -> IMAPClient:
     """Open a connection and log in; the caller selects a folder and logs out.
 
     ``security`` is ``tls`` (implicit TLS, RFC 8314), ``starttls`` (RFC 3501
     section 6.2.1, refused if the server does not offer it, so credentials never
     cross in clear text by accident) or ``none`` (local test servers only).
+    With ``account.token_provider`` set, logs in with SASL XOAUTH2 (the access token
+    as the bearer credential) instead of LOGIN.
     Raises :class:`ImapLoginError` when the credentials are refused and socket
     or imapclient errors otherwise; :func:`describe_error` turns either into a line.
     """
@@ -104,7 +114,10 @@ def connect(account: ImapAccount) -> IMAPClient:
         if account.security == "starttls":
             client.starttls(context)
         try:
-            client.login(account.username, account.password)
+            if account.token_provider is not None:
+                client.oauth2_login(account.username, _access_token(account))
+            else:
+                client.login(account.username, account.password)
         except LoginError as exc:
             raise ImapLoginError(
                 f"login failed for {account.username}: {_server_text(exc)}"

@@ -7,8 +7,8 @@ committed, because the watcher advances nothing it has not seen committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Protocol
@@ -43,6 +43,9 @@ class ImapAccount:
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     fetch_batch_size: int = 50
+    token_provider: Callable[[], str] | None = field(default=None, compare=False, repr=False)
+    """When set, log in with SASL XOAUTH2 using the access token it returns (it may block
+    to refresh, and raises when no token can be had); ``password`` is then unused."""
 
 
 @dataclass(frozen=True)

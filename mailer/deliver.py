@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import logging
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,6 +61,9 @@ class SmtpServer:
     """Kept out of ``repr`` so it never lands in a log line or a traceback."""
     timeout_seconds: float = 30.0
     """Limit for connecting and for each reply from the server."""
+    token_provider: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    """When set, authenticate as ``username`` with SASL XOAUTH2 using the access token it
+    returns (called in a worker thread, as it may block to refresh); ``password`` unused."""
 
 
 class DeliveryError(Exception):
@@ -155,15 +158,34 @@ def _client(server: SmtpServer) -> aiosmtplib.SMTP:
     ``start_tls=False`` is explicit for ``tls`` and ``none``: aiosmtplib would
     otherwise upgrade opportunistically whenever STARTTLS is offered.
     """
+    oauth = server.token_provider is not None
     return aiosmtplib.SMTP(
         hostname=server.host,
         port=server.port,
-        username=server.username,
-        password=server.password,
+        # With XOAUTH2 we authenticate ourselves after connecting (see _xoauth2).
+        username=None if oauth else server.username,
+        password=None if oauth else server.password,
         timeout=server.timeout_seconds,
         use_tls=server.security == "tls",
         start_tls=server.security == "starttls",
     )
+
+
+async def _access_token(server: SmtpServer) -> str:
+    """The provider's token, fetched off the event loop; its failure is worth a retry later
+    (an operator can repair the grant without the message being given up)."""
+    assert server.token_provider is not None
+    try:
+        return await asyncio.to_thread(server.token_provider)
+    except Exception as exc:
+        raise _TransientError(_one_line(f"no access token for SMTP: {exc}")) from None
+
+
+async def _xoauth2(client: aiosmtplib.SMTP, server: SmtpServer, token: str) -> None:
+    """AUTH XOAUTH2 after EHLO (and STARTTLS, which aiosmtplib did in connect)."""
+    if client.is_ehlo_or_helo_needed:
+        await client.ehlo()
+    await client.auth_xoauth2(server.username or "", token)
 
 
 async def _close(client: aiosmtplib.SMTP) -> None:
@@ -187,10 +209,13 @@ async def _attempt(
 ) -> DeliveryResult:
     """One connection, one transaction; raises DeliveryError or _TransientError."""
     needs_utf8 = not envelope_from.isascii() or not all(r.isascii() for r in recipients)
+    token = await _access_token(server) if server.token_provider is not None else None
     client = _client(server)
     try:
         async with asyncio.timeout(budget_seconds):
             await client.connect()
+            if token is not None:
+                await _xoauth2(client, server, token)
             errors, data_reply = await client.sendmail(
                 envelope_from,
                 list(recipients),
@@ -285,12 +310,18 @@ async def check_smtp(server: SmtpServer) -> str:
     The whole check is bounded by three times ``timeout_seconds`` (connect,
     TLS, AUTH).
     """
+    try:
+        token = await _access_token(server) if server.token_provider is not None else None
+    except _TransientError as exc:
+        raise DeliveryError(exc.reply, permanent=False) from None
     client = _client(server)
     try:
         async with asyncio.timeout(server.timeout_seconds * 3):
             greeting = await client.connect()
             if client.is_ehlo_or_helo_needed:
                 await client.ehlo()
+            if token is not None:
+                await _xoauth2(client, server, token)
     except _EXPECTED as exc:
         client.close()
         translated = _translate(exc)
@@ -302,6 +333,7 @@ async def check_smtp(server: SmtpServer) -> str:
         names = " ".join(sorted(ext.upper() for ext in client.esmtp_extensions))
         parts.append(f"ESMTP {names}" if names else "ESMTP")
     if server.username:
-        parts.append(f"authenticated as {server.username}")
+        how = " with XOAUTH2" if token is not None else ""
+        parts.append(f"authenticated as {server.username}{how}")
     await _close(client)
     return _one_line("; ".join(parts))

@@ -57,7 +57,7 @@ listen = 127.0.0.1
 protocols = imap
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 default_internal_user = {internal_user}
 default_login_user = {login_user}
 first_valid_uid = {uid}
@@ -73,7 +73,7 @@ namespace inbox {{
 }}
 imap_idle_notify_interval = 1 mins
 
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/passwd
 }}
@@ -93,6 +93,27 @@ service imap-login {{
 """
 
 
+# Dovecot 2.3's oauth2 passdb (doc.dovecot.org/2.3, "Open Authentication v2.0 database"):
+# the bearer token of XOAUTH2/OAUTHBEARER is POSTed as ``token=...`` to the introspection
+# URL (RFC 7662); the JSON answer must say ``active: true`` and name the user.
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+
+_OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
+
 def _mail_owner() -> pwd.struct_passwd:
     for name in ("dovecot", "nobody"):
         try:
@@ -109,7 +130,15 @@ class DovecotServer:
     pointed at :meth:`account` sees the same mailbox come back after a crash.
     """
 
-    def __init__(self, *, username: str = "support", password: str = "s3cret-test") -> None:
+    def __init__(
+        self,
+        *,
+        username: str = "support",
+        password: str = "s3cret-test",
+        oauth2_introspection_url: str | None = None,
+    ) -> None:
+        """``oauth2_introspection_url`` also enables XOAUTH2 and OAUTHBEARER logins, checked
+        by Dovecot's oauth2 passdb against that RFC 7662 endpoint (password logins stay)."""
         if not DOVECOT_BINARY.exists():
             pytest.skip("dovecot binary not found: install Debian package dovecot-imapd")
         if os.geteuid() != 0:
@@ -117,6 +146,7 @@ class DovecotServer:
         self._owner = _mail_owner()
         self.username = username
         self.password = password
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.host = "127.0.0.1"
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="codered-dovecot-"))
@@ -139,6 +169,13 @@ class DovecotServer:
         for path in (home, home / self.username, maildir, *maildir.iterdir()):
             os.chown(path, owner.pw_uid, owner.pw_gid)
         (self.root / "passwd").write_text(f"{self.username}:{{PLAIN}}{self.password}\n")
+        mechanisms, oauth2_passdb = "plain login", ""
+        if self.oauth2_introspection_url is not None:
+            mechanisms = "plain login xoauth2 oauthbearer"
+            oauth2_passdb = _OAUTH2_PASSDB.format(root=self.root)
+            (self.root / "dovecot-oauth2.conf.ext").write_text(
+                _OAUTH2_CONF.format(url=self.oauth2_introspection_url)
+            )
         self.config.write_text(
             _CONFIG.format(
                 root=self.root,
@@ -147,6 +184,8 @@ class DovecotServer:
                 gid=owner.pw_gid,
                 internal_user=internal,
                 login_user=login,
+                mechanisms=mechanisms,
+                oauth2_passdb=oauth2_passdb,
             )
         )
 
