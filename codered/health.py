@@ -26,7 +26,14 @@ from codered.db.models import (
 )
 from codered.settings import Settings
 
-__all__ = ["LIVE_STATES", "MailboxHealth", "mailbox_health", "metric_values", "sync_limit"]
+__all__ = [
+    "LIVE_STATES",
+    "MailboxHealth",
+    "mailbox_health",
+    "metric_values",
+    "open_alerts",
+    "sync_limit",
+]
 
 LIVE_STATES = frozenset({"idle", "polling", "syncing"})
 ACK_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -129,3 +136,32 @@ async def metric_values(session: AsyncSession, settings: Settings, now: datetime
         "tokens": {"prompt": int(usage[0]), "completion": int(usage[1])},
         "cost_usd": float(usage[2] or 0.0),
     }
+
+
+async def open_alerts(session: AsyncSession, now: datetime) -> list[str]:
+    """Sign-in failures of the last day that no sync has followed: the desk's banner."""
+    from codered.db.models import AuditEntry
+
+    entries = (
+        await session.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.kind == "alert.oauth_refresh_failed",
+                AuditEntry.at >= now - timedelta(days=1),
+            )
+            .order_by(AuditEntry.id.desc())
+            .limit(20)
+        )
+    ).all()
+    states = {s.mailbox: s for s in await session.scalars(select(MailboxState))}
+    shown: dict[str, str] = {}
+    for entry in entries:
+        mailbox = str(entry.data.get("mailbox"))
+        state = states.get(mailbox)
+        synced_since = state is not None and state.last_sync_at and state.last_sync_at > entry.at
+        if mailbox not in shown and not synced_since:
+            shown[mailbox] = (
+                f"Mailbox {mailbox} cannot sign in: {entry.data.get('reason')}. "
+                f"Run codered auth login --mailbox {mailbox}."
+            )
+    return list(shown.values())

@@ -13,7 +13,7 @@ from codered.settings import Settings
 from inbox.message import EmailAddress
 from mailer.internal import compose_internal_notification
 
-__all__ = ["queue_internal_mail"]
+__all__ = ["queue_alert_mail", "queue_internal_mail"]
 
 
 async def queue_internal_mail(
@@ -54,4 +54,32 @@ async def queue_internal_mail(
         {"key": key, "to": list(composed.recipients), "subject": composed.subject},
         incident_id=incident.id,
     )
+    return row.id
+
+
+async def queue_alert_mail(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    mailbox: str,
+    key: str,
+    to: str,
+    subject: str,
+    lines: Sequence[str],
+) -> int:
+    """An operational alert (no incident) to the admin, through the outbox."""
+    box = settings.mailbox(mailbox)
+    now = utcnow()
+    composed = compose_internal_notification(
+        subject=subject,
+        lines=lines,
+        to=[EmailAddress(to.lower(), "")],
+        from_address=EmailAddress(box.address.lower(), settings.sender_name(box.name)),
+        reference="ALERT",
+        key=key,
+        now=now,
+    )
+    row = outbox_row(composed, incident_id=None, kind="internal.alert", mailbox=mailbox, due=now)
+    session.add(row)
+    await session.flush()
     return row.id

@@ -25,6 +25,7 @@ from codered.drafts import DraftingWorker, make_drafter
 from codered.filing import MailboxFiler
 from codered.mailbox_lock import hold_mailbox
 from codered.mailstore import DatabaseMailboxStore
+from codered.notifications import queue_alert_mail
 from codered.outbox import OutboxWorker, worker_identity
 from codered.pipeline import Classifier, Outcome, Pipeline
 from codered.policy_clock import PolicyClock
@@ -197,9 +198,25 @@ class Service:
 
     async def _audit_oauth_failure(self, mailbox: str, reason: str) -> None:
         async with self.db.write() as session:
-            await append(
+            entry = await append(
                 session, "alert.oauth_refresh_failed", {"mailbox": mailbox, "reason": reason}
             )
+            admin = self.settings.security.admin_email
+            if admin:
+                await queue_alert_mail(
+                    session,
+                    self.settings,
+                    mailbox=mailbox,
+                    key=f"oauth:{entry.hash[:16]}",
+                    to=admin,
+                    subject=f"codered: {mailbox} cannot sign in (OAuth2 refresh failed)",
+                    lines=[
+                        f"Refreshing the access token of {mailbox} failed: {reason}",
+                        "The mailbox is not watched until it signs in again. Run: "
+                        f"codered auth login --mailbox {mailbox} --provider ...",
+                    ],
+                )
+        self._outbox_wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         await upgrade(self.db)

@@ -342,6 +342,8 @@ class SecuritySettings(_Section):
     token_store: str | None = None
     """The JSON file of refresh tokens; default: ``codered-tokens.json`` next to a SQLite
     database, else in the working directory."""
+    admin_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    """Who is told at once, by email, when a mailbox's OAuth2 refresh fails."""
     token_key_file: str | None = None
     """The Fernet key when ``$CODERED_TOKEN_KEY`` is not set; created with mode 0600 on
     first use. Default: ``codered-token.key`` next to the token file."""

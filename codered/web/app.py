@@ -64,11 +64,29 @@ def create_app(
     return app
 
 
+_QUIET_PATHS = ("/api/", "/static/", "/mail/", "/healthz", "/readyz", "/metrics")
+
+
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
 def _add_handlers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def alert_banner(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Operational alerts (a mailbox that cannot sign in) on every page of the desk."""
+        path = request.url.path
+        request.state.alerts = []
+        if request.method == "GET" and not path.startswith(_QUIET_PATHS):
+            from codered.db.models import utcnow
+            from codered.health import open_alerts
+
+            async with request.app.state.guard.db.read() as session:
+                request.state.alerts = await open_alerts(session, utcnow())
+        return await call_next(request)
+
     @app.middleware("http")
     async def security_headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]

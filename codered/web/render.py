@@ -52,6 +52,7 @@ def page(
         return user is not None and allowed(user.role, Permission(permission))
 
     context.setdefault("flash", request.query_params.get("flash", ""))
+    context.setdefault("alerts", getattr(request.state, "alerts", []))
     context.setdefault("flash_kind", request.query_params.get("kind", ""))
     return templates.TemplateResponse(
         request,

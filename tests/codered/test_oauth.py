@@ -242,7 +242,7 @@ def test_service_watches_with_oauth2_and_alerts_when_refresh_fails(
                 "oauth_token_url": oauth_server.token_url,
             }
         ],
-        security={"token_store": str(tmp_path / "tokens.json")},
+        security={"token_store": str(tmp_path / "tokens.json"), "admin_email": "ops@acme.example"},
     )
     store = TokenStore(tmp_path / "tokens.json", tmp_path / "unused.key")
     store.save("support", oauth_server.authority.refresh_token)
@@ -264,6 +264,14 @@ def test_service_watches_with_oauth2_and_alerts_when_refresh_fails(
         oauth_dovecot.kill()
         oauth_dovecot.start()
         alerts = wait_until(lambda: _alerts(settings), 30, "an oauth refresh alert")
+        # The admin hears of it at once, by email.
+        notices = wait_until(
+            lambda: [m for m in smtp_sink.messages if "ops@acme.example" in m.recipients],
+            20,
+            "the alert email to the admin",
+        )
+    assert b"OAuth2 refresh failed" in notices[0].raw
+    assert b"Auto-Submitted: auto-generated" in notices[0].raw
     assert alerts[0]["mailbox"] == "support"
     assert "invalid_grant" in alerts[0]["reason"]
     assert len(_alerts(settings)) == 1

@@ -194,3 +194,24 @@ def test_sign_in_is_throttled_and_cookies_are_strict(desk: Desk) -> None:
             "/login", data={"name": "manager", "password": "correct horse battery"}
         )
         assert throttled.status_code == 429
+
+
+def test_a_mailbox_that_cannot_sign_in_is_a_banner_on_every_page(desk: Desk) -> None:
+    from codered import audit
+
+    client, _ = desk.browser("csm")
+    assert "cannot sign in" not in client.get("/").text
+
+    async def alert(db: Database) -> None:
+        async with db.write() as session:
+            await audit.append(
+                session,
+                "alert.oauth_refresh_failed",
+                {"mailbox": "support", "reason": "invalid_grant"},
+            )
+
+    query(desk.settings, alert)
+    for path in ("/", f"/incidents/{desk.reference}"):
+        page = client.get(path).text
+        assert 'class="alert"' in page and "Mailbox support cannot sign in: invalid_grant" in page
+    assert "cannot sign in" not in client.get("/api/incidents").text
