@@ -52,7 +52,8 @@ def page(
         return user is not None and allowed(user.role, Permission(permission))
 
     context.setdefault("flash", request.query_params.get("flash", ""))
-    context.setdefault("alerts", getattr(request.state, "alerts", []))
+    # Operational alerts only for people signed in: the sign-in page tells strangers nothing.
+    context.setdefault("alerts", getattr(request.state, "alerts", []) if user else [])
     context.setdefault("flash_kind", request.query_params.get("kind", ""))
     return templates.TemplateResponse(
         request,

@@ -215,3 +215,5 @@ def test_a_mailbox_that_cannot_sign_in_is_a_banner_on_every_page(desk: Desk) -> 
         page = client.get(path).text
         assert 'class="alert"' in page and "Mailbox support cannot sign in: invalid_grant" in page
     assert "cannot sign in" not in client.get("/api/incidents").text
+    with httpx.Client(base_url=desk.url, timeout=20) as stranger:
+        assert "cannot sign in" not in stranger.get("/login").text
