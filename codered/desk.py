@@ -23,7 +23,7 @@ from codered.db.models import (
 from codered.draft_queries import draft_detail, model_usage
 from codered.escalations import at_risk
 from codered.notes import list_notes
-from codered.queries import find_incident, incident_dict
+from codered.queries import find_incident, incident_dict, iso
 from codered.settings import Settings
 
 __all__ = ["PROMISE_WARNING", "incident_page", "mark_at_risk", "work_queue"]
@@ -31,10 +31,6 @@ __all__ = ["PROMISE_WARNING", "incident_page", "mark_at_risk", "work_queue"]
 PROMISE_WARNING = timedelta(hours=1)
 """An incident whose promised time is this close (or passed) is in the queue."""
 _PROMISING = ("acknowledged", "gathering_facts", "investigating", "resolving")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _row(
@@ -48,7 +44,7 @@ def _row(
 ) -> dict[str, Any]:
     return {
         "kind": kind,
-        "due": _iso(due),
+        "due": iso(due),
         "minutes_left": int((due - now).total_seconds() // 60),
         "reference": reference,
         "title": title,
@@ -232,7 +228,7 @@ async def incident_page(
         {
             "direction": "in",
             "id": m.id,
-            "at": _iso(m.fetched_at),
+            "at": iso(m.fetched_at),
             "from": m.sender,
             "subject": m.subject,
             "decision": m.decision,
@@ -243,7 +239,7 @@ async def incident_page(
         {
             "direction": "out",
             "id": o.id,
-            "at": _iso(o.sent_at or o.created_at),
+            "at": iso(o.sent_at or o.created_at),
             "from": o.envelope_from,
             "to": list(o.recipients),
             "subject": o.subject,
@@ -277,7 +273,7 @@ async def incident_page(
                 "id": n.id,
                 "about": n.about,
                 "author": n.author,
-                "at": _iso(n.created_at),
+                "at": iso(n.created_at),
                 "text": n.text,
             }
             for n in await list_notes(session, incident.id)
@@ -285,7 +281,7 @@ async def incident_page(
         "calls": [
             {
                 "id": c.id,
-                "started_at": _iso(c.started_at),
+                "started_at": iso(c.started_at),
                 "duration_minutes": c.duration_minutes,
                 "participants": list(c.participants),
                 "notes": c.notes,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -10,13 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from codered.db.models import Draft, Incident, ModelCall, OutboxMessage
 from codered.notes import list_notes
-from codered.queries import find_incident, incident_dict
+from codered.queries import find_incident, incident_dict, iso
 
 __all__ = ["draft_detail", "incident_detail", "list_drafts", "model_usage"]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _blocking(findings: list[dict[str, Any]]) -> int:
@@ -31,7 +26,7 @@ def _summary(draft: Draft, reference: str) -> dict[str, Any]:
         "status": draft.status,
         "model": draft.drafter,
         "template": draft.template,
-        "created_at": _iso(draft.created_at),
+        "created_at": iso(draft.created_at),
         "findings": len(draft.findings),
         "blocking": _blocking(draft.findings),
         "requested_by": draft.requested_by,
@@ -74,7 +69,7 @@ async def draft_detail(session: AsyncSession, draft_id: int) -> dict[str, Any]:
                 "status": out.status,
                 "message_id": out.message_id,
                 "to": list(out.recipients),
-                "sent_at": _iso(out.sent_at),
+                "sent_at": iso(out.sent_at),
                 "smtp_reply": out.smtp_reply,
                 "last_error": out.last_error,
             }
@@ -88,12 +83,12 @@ async def draft_detail(session: AsyncSession, draft_id: int) -> dict[str, Any]:
         "finding_list": list(draft.findings),
         "content": draft.content,
         "source_text": draft.source_text,
-        "promise_at": _iso(draft.promise_at),
+        "promise_at": iso(draft.promise_at),
         "omitted_messages": draft.omitted_messages,
         "prompt_tokens": draft.prompt_tokens,
         "completion_tokens": draft.completion_tokens,
         "cost_usd": draft.cost_usd,
-        "decided_at": _iso(draft.decided_at),
+        "decided_at": iso(draft.decided_at),
         "override_reason": draft.override_reason,
         "reject_reason": draft.reject_reason,
         "delivery": delivery,
@@ -138,7 +133,7 @@ async def incident_detail(session: AsyncSession, reference: str) -> dict[str, An
                 "id": n.id,
                 "about": n.about,
                 "author": n.author,
-                "at": _iso(n.created_at),
+                "at": iso(n.created_at),
                 "text": n.text,
             }
             for n in notes

@@ -22,6 +22,7 @@ from codered import audit
 from codered.db.engine import Database
 from codered.db.models import InboundMessage, Incident, PolicyEvent
 from codered.notifications import queue_internal_mail
+from codered.policy_events import once
 from codered.settings import Settings
 from inbox.message import ParseError
 from inbox.parse import parse_email
@@ -77,8 +78,6 @@ class Escalator:
 
     async def pending(self, now: datetime) -> list[str]:
         """Check every recent incident that has not been checked yet."""
-        from codered.policy_clock import once
-
         done: list[str] = []
         payloads: list[dict[str, Any]] = []
         async with self.db.write() as session:
@@ -150,8 +149,6 @@ class Escalator:
     async def _escalate(
         self, session: AsyncSession, incident: Incident, hits: list[EscalationHit], now: datetime
     ) -> dict[str, Any] | None:
-        from codered.policy_clock import once
-
         key = f"escalated:{incident.reference}"
         reasons = list(dict.fromkeys(r for hit in hits for r in hit.reasons))
         data = {"rules": [hit.rule for hit in hits], "reasons": reasons}

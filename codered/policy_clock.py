@@ -13,9 +13,8 @@ company calendar, as for acknowledgements.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,12 +26,13 @@ from codered.drafts import request_draft
 from codered.escalations import Escalator
 from codered.lifecycle import OPEN_STATES
 from codered.notifications import queue_internal_mail
+from codered.policy_events import once
 from codered.settings import Settings
 from drafting.kinds import DraftKind
 from policies.model import Severity
 from policies.timeline import Target, add_business_time
 
-__all__ = ["PolicyClock", "due_after"]
+__all__ = ["PolicyClock", "due_after", "once"]
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +42,6 @@ def due_after(start: datetime, target: Target, settings: Settings) -> datetime:
     calendar = settings.company.calendar()
     span = target.duration(calendar)
     return add_business_time(start, span, calendar) if target.business else start + span
-
-
-async def once(
-    session: AsyncSession, key: str, policy: str, incident_id: int | None, data: Mapping[str, Any]
-) -> bool:
-    """Record that ``key`` happened; False when it already had (then do nothing)."""
-    if await session.scalar(select(PolicyEvent.id).where(PolicyEvent.key == key)) is not None:
-        return False
-    session.add(PolicyEvent(key=key, policy=policy, incident_id=incident_id, data=dict(data)))
-    await session.flush()
-    return True
 
 
 async def _last_sent(

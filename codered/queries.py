@@ -13,6 +13,7 @@ from codered.db.models import DeadLetter, InboundMessage, Incident, MailboxState
 __all__ = [
     "find_incident",
     "incident_dict",
+    "iso",
     "list_dead_letters",
     "list_incidents",
     "list_mailboxes",
@@ -20,7 +21,8 @@ __all__ = [
 ]
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """A stored time as JSON shows it (ISO 8601, UTC offset included)."""
     return value.isoformat() if value else None
 
 
@@ -45,9 +47,9 @@ def incident_dict(i: Incident) -> dict[str, Any]:
         "status": i.status,
         "confidence": round(i.confidence, 3),
         "language": i.language,
-        "opened_at": _iso(i.opened_at),
-        "acknowledged_at": _iso(i.acknowledged_at),
-        "reply_by": _iso(i.reply_by),
+        "opened_at": iso(i.opened_at),
+        "acknowledged_at": iso(i.acknowledged_at),
+        "reply_by": iso(i.reply_by),
         "held_reason": i.held_reason,
     }
 
@@ -73,8 +75,8 @@ async def list_outbox(
             "kind": o.kind,
             "status": o.status,
             "attempts": o.attempts,
-            "created_at": _iso(o.created_at),
-            "sent_at": _iso(o.sent_at),
+            "created_at": iso(o.created_at),
+            "sent_at": iso(o.sent_at),
             "last_error": o.last_error,
             "smtp_reply": o.smtp_reply,
         }
@@ -98,7 +100,7 @@ async def list_dead_letters(
         {
             "id": d.id,
             "reason": d.reason,
-            "when": _iso(d.created_at),
+            "when": iso(d.created_at),
             "mailbox": d.mailbox,
             "status": d.status,
             "uid": m.uid,
@@ -118,8 +120,8 @@ async def list_mailboxes(session: AsyncSession) -> list[dict[str, Any]]:
             "last_uid": s.last_uid,
             "baseline_uid": s.baseline_uid,
             "state": s.state,
-            "state_at": _iso(s.state_at),
-            "last_sync_at": _iso(s.last_sync_at),
+            "state_at": iso(s.state_at),
+            "last_sync_at": iso(s.last_sync_at),
             "last_error": s.last_error,
             "warning": s.warning,
         }

@@ -58,35 +58,30 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
+def _counter(name: str, doc: str, label: str, values: dict[str, Any]) -> CounterMetricFamily:
+    """One counter family with a value per label, from ``{label value: count}``."""
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for key, count in values.items():
+        family.add_metric([key], count)
+    return family
+
+
 class _Snapshot(Collector):
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
 
     def collect(self) -> Iterator[Metric]:
         v = self.values
-        received = CounterMetricFamily(
-            "codered_messages_received", "Messages fetched and stored.", labels=["mailbox"]
+        yield _counter(
+            "codered_messages_received", "Messages fetched and stored.", "mailbox", v["received"]
         )
-        for mailbox, count in v["received"].items():
-            received.add_metric([mailbox], count)
-        yield received
-        decisions = CounterMetricFamily(
-            "codered_decisions", "Decisions by action.", labels=["action"]
-        )
-        for action, count in v["decisions"].items():
-            decisions.add_metric([action], count)
-        yield decisions
+        yield _counter("codered_decisions", "Decisions by action.", "action", v["decisions"])
         yield CounterMetricFamily(
             "codered_acknowledgements_sent",
             "Acknowledgements sent.",
             value=v["sent"].get("acknowledgement", 0),
         )
-        sent = CounterMetricFamily(
-            "codered_messages_sent", "Messages sent, by kind.", labels=["kind"]
-        )
-        for kind, count in v["sent"].items():
-            sent.add_metric([kind], count)
-        yield sent
+        yield _counter("codered_messages_sent", "Messages sent, by kind.", "kind", v["sent"])
         yield CounterMetricFamily(
             "codered_send_failures",
             "Messages that could not be sent.",
@@ -118,24 +113,24 @@ class _Snapshot(Collector):
             "Drafts waiting for a person.",
             value=v["drafts"].get("pending", 0),
         )
-        violations = CounterMetricFamily(
-            "codered_policy_violations", "Overdue follow-ups and missed updates.", labels=["policy"]
+        yield _counter(
+            "codered_policy_violations",
+            "Overdue follow-ups and missed updates.",
+            "policy",
+            v["violations"],
         )
-        for policy, count in v["violations"].items():
-            violations.add_metric([policy], count)
-        yield violations
-        calls = CounterMetricFamily(
-            "codered_model_calls", "Calls to a language model.", labels=["ok"]
+        yield _counter(
+            "codered_model_calls",
+            "Calls to a language model.",
+            "ok",
+            {ok.lower(): n for ok, n in v["model_calls"].items()},
         )
-        for ok, count in v["model_calls"].items():
-            calls.add_metric([ok.lower()], count)
-        yield calls
-        tokens = CounterMetricFamily(
-            "codered_model_tokens", "Tokens, as the provider counted them.", labels=["direction"]
+        yield _counter(
+            "codered_model_tokens",
+            "Tokens, as the provider counted them.",
+            "direction",
+            v["tokens"],
         )
-        for direction, count in v["tokens"].items():
-            tokens.add_metric([direction], count)
-        yield tokens
         yield CounterMetricFamily(
             "codered_model_cost_usd", "Cost by litellm's price list.", value=v["cost_usd"]
         )
