@@ -192,7 +192,21 @@ class DovecotServer:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> Self:
-        """Run ``dovecot -F`` in its own process group and wait for the IMAP greeting."""
+        """Run ``dovecot -F`` in its own process group and wait for the IMAP greeting.
+
+        Right after :meth:`kill`, a dying process of the old group may still hold one of
+        its sockets, and the new master then refuses to start ("Socket already exists");
+        that case is tried again, a few times, a moment later."""
+        for attempt in range(5):
+            try:
+                return self._start_once(timeout)
+            except RuntimeError as exc:
+                if "Socket already exists" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.5)
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> Self:
         if self.running:
             return self
         with self.log.open("ab") as log:
