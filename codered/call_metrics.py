@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from codered.db.models import Call, OutboxMessage
+from codered.db.models import Call, Incident, OutboxMessage
 from codered.policy_clock import due_after
 from codered.settings import Settings
 from policies.timeline import Target
@@ -21,12 +21,17 @@ async def call_followups(
 ) -> dict[str, Any]:
     """Calls that started in ``[since, until)``: how many got a human reply to the customer
     within ``[policies] call_followup`` of their end, and the share."""
-    target = Target.parse(settings.policies.call_followup)
     calls = (
-        await session.scalars(select(Call).where(Call.started_at >= since, Call.started_at < until))
+        await session.execute(
+            select(Call, Incident.mailbox)
+            .join(Incident, Incident.id == Call.incident_id)
+            .where(Call.started_at >= since, Call.started_at < until)
+        )
     ).all()
     in_time = 0
-    for call in calls:
+    for call, mailbox in calls:
+        local = settings.for_mailbox(mailbox)
+        target = Target.parse(local.policies.call_followup)
         ended = call.started_at + timedelta(minutes=call.duration_minutes)
         first = await session.scalar(
             select(func.min(OutboxMessage.sent_at)).where(
@@ -36,7 +41,7 @@ async def call_followups(
                 OutboxMessage.sent_at >= ended,
             )
         )
-        if first is not None and first <= due_after(ended, target, settings):
+        if first is not None and first <= due_after(ended, target, local):
             in_time += 1
     share = round(in_time / len(calls), 3) if calls else None
     return {"calls": len(calls), "followed_in_time": in_time, "share": share}

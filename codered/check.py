@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from codered.db.engine import Database
 from codered.db.migrate import current_revision, head_revision
 from codered.db.models import DeadLetter, OutboxMessage
+from codered.health import open_alerts
 from codered.queries import list_mailboxes
 from codered.service import imap_account, oauth_tokens, smtp_server
 from codered.settings import Settings
@@ -47,7 +48,10 @@ async def _check_database(settings: Settings) -> list[CheckResult]:
             async with db.read() as session:
                 mailboxes = {m["mailbox"]: m for m in await list_mailboxes(session)}
                 waiting = await _waiting(session)
+                alerts = await open_alerts(session, datetime.now(UTC))
             results.extend(_mailbox_state_results(settings, mailboxes, waiting))
+            # An OAuth2 refresh that failed while the service ran, and no sync since.
+            results.extend(CheckResult("alert", False, text) for text in alerts)
         return results
     except Exception as exc:
         return [CheckResult("database", False, f"{type(exc).__name__}: {exc}")]

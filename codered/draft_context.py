@@ -106,6 +106,7 @@ async def gather_context(
     now: datetime,
     source_text: str = "",
 ) -> GatheredContext:
+    settings = settings.for_mailbox(incident.mailbox)
     calendar = settings.company.calendar()
     tz = customer_zone(incident.customer_utc_offset_minutes, calendar.tz)
 

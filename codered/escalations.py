@@ -69,17 +69,23 @@ class Escalator:
         self.settings = settings
         self.on_outbox = on_outbox
         self.webhook = webhook
-        configured = settings.policies.escalation
-        self.rules: tuple[EscalationRule, ...] = (
-            tuple(rule_from_mapping(r) for r in configured)
-            if configured is not None
-            else DEFAULT_RULES
-        )
+        self._rules: dict[str, tuple[EscalationRule, ...]] = {}
+
+    def rules(self, mailbox: str) -> tuple[EscalationRule, ...]:
+        """The mailbox's escalation rules: its own, else ``[policies]``'s, else the defaults."""
+        if mailbox not in self._rules:
+            configured = self.settings.for_mailbox(mailbox).policies.escalation
+            self._rules[mailbox] = (
+                tuple(rule_from_mapping(r) for r in configured)
+                if configured is not None
+                else DEFAULT_RULES
+            )
+        return self._rules[mailbox]
 
     async def pending(self, now: datetime) -> list[str]:
         """Check every recent incident that has not been checked yet."""
         done: list[str] = []
-        payloads: list[dict[str, Any]] = []
+        payloads: list[tuple[str, dict[str, Any]]] = []
         async with self.db.write() as session:
             checked = select(PolicyEvent.incident_id).where(
                 PolicyEvent.policy == "escalation_check"
@@ -96,15 +102,16 @@ class Escalator:
                 if not await once(session, key, "escalation_check", incident.id, {}):
                     continue
                 facts = await self._facts(session, incident, now)
-                hits = escalate(facts, self.rules)
+                hits = escalate(facts, self.rules(incident.mailbox))
                 if hits:  # one escalation per incident, however many rules fired
                     payload = await self._escalate(session, incident, hits, now)
                     if payload is not None:
-                        payloads.append(payload)
                         done.append(f"escalated:{incident.reference}")
-        for payload in payloads:
-            if self.settings.policies.webhook_url:
-                await self._post(payload)
+                        url = self.settings.for_mailbox(incident.mailbox).policies.webhook_url
+                        if url:
+                            payloads.append((url, payload))
+        for url, payload in payloads:
+            await self._post(url, payload)
         return done
 
     async def _facts(
@@ -124,7 +131,7 @@ class Escalator:
                 text += "\n" + (await asyncio.to_thread(parse_email, first)).new_text
         windows: dict[int, int] = {}
         domain = domain_of(incident.customer_email)
-        for days in required_windows(self.rules):
+        for days in required_windows(self.rules(incident.mailbox)):
             windows[days] = int(
                 await session.scalar(
                     select(func.count())
@@ -167,7 +174,8 @@ class Escalator:
                 {"domain": domain, "rule": rule},
             )
         copies = [address for hit in hits for address in hit.copy_to]
-        people = [(address, "") for address in (*self.settings.policies.notify, *copies)]
+        notify = self.settings.for_mailbox(incident.mailbox).policies.notify
+        people = [(address, "") for address in (*notify, *copies)]
         owner = self.settings.member(incident.owner)
         if owner is not None:
             people.append((owner.email, owner.display_name or owner.name))
@@ -206,11 +214,9 @@ class Escalator:
             url_to_incident=link,
         )
 
-    async def _post(self, payload: dict[str, Any]) -> None:
+    async def _post(self, url: str, payload: dict[str, Any]) -> None:
         from codered.webhook import post_webhook
 
-        url = self.settings.policies.webhook_url
-        assert url is not None
         poster = self.webhook or post_webhook
         result = await poster(url, payload)
         async with self.db.write() as session:

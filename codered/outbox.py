@@ -219,7 +219,13 @@ class OutboxWorker:
             row = await session.get(OutboxMessage, outbox_id)
             assert row is not None
             envelope_from, recipients, raw = row.envelope_from, list(row.recipients), row.raw
-            server = self.servers.get(row.mailbox, self.server)
+            # Operational alerts go through the shared relay: the alert may be that this
+            # mailbox's own (OAuth2) server can no longer be signed in to.
+            server = (
+                self.server
+                if row.kind == "internal.alert"
+                else self.servers.get(row.mailbox, self.server)
+            )
         crashpoint("before_smtp_data")
         try:
             result = await deliver(server, envelope_from, recipients, raw)

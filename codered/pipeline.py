@@ -32,11 +32,12 @@ from codered.threads import find_thread_incident
 from inbox.language import detect_language
 from inbox.message import EmailAddress, InboundEmail, ParseError
 from inbox.parse import parse_email
+from mailer.acknowledgement import normalize_language
 from mailer.compose import AcknowledgementFacts, ComposedMessage, compose_acknowledgement
 from policies.detect import classify_offline
 from policies.model import Action, Category, Classification, Decision, Facts, RuleHit, Severity
 from policies.table import decide
-from policies.timeline import customer_zone, reply_by
+from policies.timeline import BusinessCalendar, customer_zone, reply_by
 
 __all__ = ["Classifier", "Outcome", "Pipeline"]
 
@@ -84,8 +85,14 @@ class Pipeline:
         self.classifier = classifier
         self.on_outbox = on_outbox or (lambda: None)
         self.clock = clock
-        self.calendar = settings.company.calendar()
-        self.targets = settings.timeline.targets()
+        self._calendars = {
+            m.name: settings.for_mailbox(m.name).company.calendar() for m in settings.mailboxes
+        }
+        self._calendars[""] = settings.company.calendar()
+
+    def _calendar(self, mailbox: str) -> BusinessCalendar:
+        """The mailbox's business calendar (its own hours and zone where it sets them)."""
+        return self._calendars.get(mailbox, self._calendars[""])
 
     async def process_pending(self, limit: int = 200) -> list[Outcome]:
         """Process up to ``limit`` pending messages in arrival order."""
@@ -284,12 +291,13 @@ class Pipeline:
         classification = decision.classification
         assert classification is not None and email.reply_address is not None
         received = self.clock()
+        local = self.settings.for_mailbox(row.mailbox)
         promised = reply_by(
             received,
             classification.severity,
-            self.calendar,
-            self.targets,
-            buffer=self.settings.timeline.buffer,
+            self._calendar(row.mailbox),
+            local.timeline.targets(),
+            buffer=local.timeline.buffer,
         )
         offset = email.date.utcoffset() if email.date else None
         incident = Incident(
@@ -312,7 +320,7 @@ class Pipeline:
         session.add(incident)
         await session.flush()
         incident.reference = f"{self.settings.limits.reference_prefix}-{1000 + incident.id}"
-        incident.owner = assign_owner(self.settings, incident.customer_email, incident.id)
+        incident.owner = assign_owner(local, incident.customer_email, incident.id)
         incident.status_changed_at = received
         await session.flush()
         await audit.append(
@@ -353,14 +361,16 @@ class Pipeline:
                 reply_by=incident.reply_by,
                 display_tz=self._display_tz(incident),
                 language=incident.language,
-                company_name=self.settings.company.name,
+                company_name=self.settings.for_mailbox(mailbox.name).company.name,
                 from_address=from_address,
+                template=mailbox.acknowledgement_template(normalize_language(incident.language)),
             ),
             now=self.clock(),
         )
 
     def _display_tz(self, incident: Incident) -> tzinfo:
-        return customer_zone(incident.customer_utc_offset_minutes, self.calendar.tz)
+        zone = self._calendar(incident.mailbox).tz
+        return customer_zone(incident.customer_utc_offset_minutes, zone)
 
     async def _dead_letter(self, inbound_id: int, reason: str) -> Outcome | None:
         async with self.db.write() as session:

@@ -111,7 +111,6 @@ class PolicyClock:
     # --- an email after every call ------------------------------------------------------
 
     async def _calls(self, now: datetime) -> list[str]:
-        target = Target.parse(self.settings.policies.call_followup)
         done: list[str] = []
         async with self.db.write() as session:
             rows = (
@@ -142,7 +141,8 @@ class PolicyClock:
                         )
                         done.append(f"clear:{key}")
                     continue
-                due = due_after(ended, target, self.settings)
+                local = self.settings.for_mailbox(incident.mailbox)
+                due = due_after(ended, Target.parse(local.policies.call_followup), local)
                 if now < due:
                     continue
                 data = {"call_id": call.id, "due": due.isoformat(), "ended": ended.isoformat()}
@@ -162,7 +162,7 @@ class PolicyClock:
                     f"{incident.customer_email}",
                     [
                         f"A call ended at {ended:%Y-%m-%d %H:%M} UTC and no email reached the "
-                        f"customer within {self.settings.policies.call_followup} "
+                        f"customer within {local.policies.call_followup} "
                         f"(due {due:%H:%M} UTC).",
                         "The call recap draft is waiting in the queue: approve it, "
                         "or write to them.",
@@ -196,8 +196,6 @@ class PolicyClock:
     # --- updates on a cadence -----------------------------------------------------------
 
     async def _cadence(self, now: datetime) -> list[str]:
-        cadence = self.settings.policies.cadence()
-        lead = timedelta(minutes=self.settings.policies.update_lead_minutes)
         done: list[str] = []
         async with self.db.write() as session:
             incidents = (
@@ -208,7 +206,10 @@ class PolicyClock:
                 if last is None:
                     continue  # nothing sent yet: the acknowledgement is on its way
                 done += await _clear_missed_updates(session, incident, last, now)
-                due = due_after(last, cadence[Severity(incident.severity)], self.settings)
+                local = self.settings.for_mailbox(incident.mailbox)
+                lead = timedelta(minutes=local.policies.update_lead_minutes)
+                cadence = local.policies.cadence()
+                due = due_after(last, cadence[Severity(incident.severity)], local)
                 stamp = due.strftime("%Y-%m-%dT%H:%M")
                 if now >= due - lead:
                     key = f"update_due:{incident.reference}:{stamp}"
@@ -236,7 +237,6 @@ class PolicyClock:
     # --- promises kept ------------------------------------------------------------------
 
     async def _promises(self, now: datetime) -> list[str]:
-        lead = timedelta(minutes=self.settings.policies.promise_lead_minutes)
         done: list[str] = []
         delays: list[str] = []
         async with self.db.write() as session:
@@ -260,6 +260,8 @@ class PolicyClock:
                     await audit.append(session, "promise.missed", data, incident_id=incident.id)
                     done.append(f"promise_missed:{promise.id}")
                     continue
+                local = self.settings.for_mailbox(incident.mailbox)
+                lead = timedelta(minutes=local.policies.promise_lead_minutes)
                 if now < promise.due_at - lead:
                     continue
                 answered = await session.scalar(

@@ -13,11 +13,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -26,57 +24,43 @@ from pydantic import (
     model_validator,
 )
 
+from codered.settings_base import ConfigError, Section, Security, resolve_secret
+from codered.settings_mailbox import MailboxSettings
 from policies.model import Severity
 from policies.timeline import BusinessCalendar, Target
 
-__all__ = ["ConfigError", "Settings", "load_settings", "resolve_config_path"]
+__all__ = [
+    "ConfigError",
+    "MailboxSettings",
+    "Security",
+    "Settings",
+    "load_settings",
+    "resolve_config_path",
+]
 
-Security = Literal["tls", "starttls", "none"]
-
-
-class ConfigError(Exception):
-    """A configuration problem, phrased for the person who edits the file."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_means_unset(cls, data: Any) -> Any:
-        """``key = ""`` for an optional key means "not set", as operators expect when they
-        blank out a value (an empty ``api_base`` must not reach the model client)."""
-        if not isinstance(data, dict):
-            return data
-        optional = {
-            name
-            for name, info in cls.model_fields.items()
-            if not info.is_required() and info.default is None
-        }
-        return {k: (None if k in optional and v == "" else v) for k, v in data.items()}
-
-
-def _secret(value: str | None, env_name: str | None, key: str, info: ValidationInfo) -> str | None:
-    """Resolve ``key`` / ``key_env``: a named environment variable must exist when named.
-
-    The environment comes from the validation context (so tests and callers can pass their
-    own), falling back to the process environment."""
-    context = info.context if isinstance(info.context, dict) else {}
-    environ: Mapping[str, str] = context.get("environ", os.environ)
-    if env_name:
-        if env_name not in environ:
-            raise ValueError(
-                f"{key}_env names the environment variable {env_name}, which is not set"
-            )
-        return environ[env_name]
-    return value
+PER_MAILBOX_POLICIES = frozenset(
+    {
+        "call_followup",
+        "update_critical",
+        "update_high",
+        "update_normal",
+        "update_lead_minutes",
+        "promise_lead_minutes",
+        "csms",
+        "notify",
+        "webhook_url",
+        "escalation",
+    }
+)
+"""``[policies]`` keys a mailbox may set for itself; the rest (the clock's pace, the desk's
+address) belong to the whole service."""
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///codered.db"
 
 
-class CompanySettings(_Section):
+class CompanySettings(Section):
     name: str
     timezone: str = "UTC"
     business_hours: str = "09:00-17:00"
@@ -97,77 +81,7 @@ class CompanySettings(_Section):
         )
 
 
-class MailboxSettings(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    imap_host: str
-    imap_port: int = Field(default=993, ge=1, le=65535)
-    imap_security: Security = "tls"
-    imap_username: str
-    imap_password: str | None = None
-    imap_password_env: str | None = None
-    folder: str = "INBOX"
-    max_message_mb: float = Field(default=25.0, gt=0)
-    poll_interval_seconds: float = Field(default=15.0, gt=0)
-    authserv_id: str | None = None
-    """Our receiving server's Authentication-Results id; its DMARC failures are held."""
-    from_name: str | None = None
-    """The display name of mail from this mailbox (default: ``[smtp] from_name``)."""
-    smtp_host: str | None = None
-    """This mailbox's own SMTP server (default: ``[smtp]``); the keys below go with it."""
-    smtp_port: int = Field(default=587, ge=1, le=65535)
-    smtp_security: Security = "starttls"
-    smtp_username: str | None = None
-    smtp_password_env: str | None = None
-    file_sent: bool = True
-    """Append each message we send to this mailbox's Sent folder, and flag what we answered."""
-    sent_folder: str | None = None
-    """The Sent folder; by default the one with the ``\\Sent`` attribute, else ``Sent``."""
-    answered_keyword: str = Field(
-        default="$Acknowledged", pattern=r"^[$A-Za-z][A-Za-z0-9_$-]{0,63}$"
-    )
-    auth: Literal["password", "oauth2"] = "password"
-    """``oauth2``: sign in to IMAP (and this mailbox's own SMTP) with XOAUTH2 tokens."""
-    oauth_provider: Literal["google", "microsoft", "custom"] | None = None
-    oauth_client_id: str | None = None
-    oauth_client_secret_env: str | None = None
-    """Names the environment variable with the client secret (public clients have none)."""
-    oauth_tenant: str = "common"
-    """Microsoft only: the directory (tenant) id or domain."""
-    oauth_token_url: str | None = None
-    """The token endpoint; required for ``custom``, overrides the preset otherwise."""
-    oauth_scope: str | None = None
-    """Space-separated scopes; default: the provider preset's."""
-
-    _password: str = PrivateAttr(default="")
-    _client_secret: str | None = PrivateAttr(default=None)
-
-    @model_validator(mode="after")
-    def _password_is_given(self, info: ValidationInfo) -> MailboxSettings:
-        value = _secret(self.imap_password, self.imap_password_env, "imap_password", info)
-        if self.auth == "oauth2":
-            if self.oauth_provider is None:
-                raise ValueError('auth = "oauth2" needs oauth_provider (google, microsoft, custom)')
-            if not self.oauth_client_id:
-                raise ValueError('auth = "oauth2" needs oauth_client_id')
-            if self.oauth_provider == "custom" and not self.oauth_token_url:
-                raise ValueError('oauth_provider = "custom" needs oauth_token_url')
-            self._client_secret = _secret(
-                None, self.oauth_client_secret_env, "oauth_client_secret", info
-            )
-        elif value is None:
-            raise ValueError("give imap_password or imap_password_env")
-        self._password = value or ""
-        return self
-
-    def password(self) -> str:
-        return self._password
-
-    def oauth_client_secret(self) -> str | None:
-        return self._client_secret
-
-
-class SmtpSettings(_Section):
+class SmtpSettings(Section):
     host: str
     port: int = Field(default=587, ge=1, le=65535)
     security: Security = "starttls"
@@ -182,14 +96,14 @@ class SmtpSettings(_Section):
 
     @model_validator(mode="after")
     def _password_resolves(self, info: ValidationInfo) -> SmtpSettings:
-        self._password = _secret(self.password, self.password_env, "password", info)
+        self._password = resolve_secret(self.password, self.password_env, "password", info)
         return self
 
     def resolved_password(self) -> str | None:
         return self._password
 
 
-class LlmSettings(_Section):
+class LlmSettings(Section):
     """The language model for drafting (and, optionally, classifying); ``offline`` for none."""
 
     model: str = "offline"
@@ -221,7 +135,7 @@ class LlmSettings(_Section):
         return env.get(self.api_key_env) if self.api_key_env else None
 
 
-class TimelineSettings(_Section):
+class TimelineSettings(Section):
     """Severity targets to the next substantive update, and the under-promise buffer."""
 
     critical: str = "2 hours"
@@ -243,7 +157,7 @@ class TimelineSettings(_Section):
         }
 
 
-class LimitsSettings(_Section):
+class LimitsSettings(Section):
     """Backstops against loops: per sender and for the whole service."""
 
     acknowledgements_per_sender_24h: int = Field(default=3, ge=1)
@@ -252,7 +166,7 @@ class LimitsSettings(_Section):
     reference_prefix: str = Field(default="CR", pattern=r"^[A-Z]{1,8}$")
 
 
-class TeamMember(_Section):
+class TeamMember(Section):
     """Someone who gets internal mail: a CSM (with their manager) or a manager."""
 
     name: str
@@ -262,7 +176,7 @@ class TeamMember(_Section):
     """The ``name`` of their manager, who is told when a follow-up is overdue."""
 
 
-class AccountSettings(_Section):
+class AccountSettings(Section):
     """What we know about a customer account, matched by the domain of their address."""
 
     domain: str
@@ -272,7 +186,7 @@ class AccountSettings(_Section):
     """The CSM who owns this account's incidents."""
 
 
-class PolicySettings(_Section):
+class PolicySettings(Section):
     """The policies on a clock: follow-up after calls, update cadence, promises, escalation."""
 
     clock_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -320,7 +234,7 @@ class PolicySettings(_Section):
         }
 
 
-class WebSettings(_Section):
+class WebSettings(Section):
     """The review desk and the JSON API, served by ``codered run`` and ``codered demo``."""
 
     enabled: bool = True
@@ -336,7 +250,7 @@ class WebSettings(_Section):
     """Mark cookies Secure; default: when the request came over HTTPS."""
 
 
-class SecuritySettings(_Section):
+class SecuritySettings(Section):
     """Where OAuth2 refresh tokens are kept (encrypted) and the key that encrypts them."""
 
     token_store: str | None = None
@@ -362,7 +276,7 @@ class SecuritySettings(_Section):
         return self.token_store_path(settings).parent / "codered-token.key"
 
 
-class Settings(_Section):
+class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     security: SecuritySettings = SecuritySettings()
     company: CompanySettings
@@ -383,6 +297,43 @@ class Settings(_Section):
         if duplicates:
             raise ValueError(f"mailbox names must be unique, repeated: {', '.join(duplicates)}")
         return self
+
+    _per_mailbox: dict[str, Settings] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _mailbox_overrides_valid(self) -> Settings:
+        """Merge each mailbox's overrides now, so a wrong key stops the start with its name."""
+        for mailbox in self.mailboxes:
+            wrong = sorted(set(mailbox.policies or {}) - PER_MAILBOX_POLICIES)
+            if wrong:
+                raise ValueError(
+                    f"mailbox {mailbox.name}: policies {', '.join(wrong)} can only be set "
+                    "for the whole service, in [policies]"
+                )
+            try:
+                merged = self.model_copy(
+                    update={
+                        section: type(getattr(self, section)).model_validate(
+                            {**getattr(self, section).model_dump(), **overrides}
+                        )
+                        for section in ("company", "timeline", "policies")
+                        if (overrides := getattr(mailbox, section))
+                    }
+                )
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(part) for part in e['loc'])}: "
+                    + e["msg"].removeprefix("Value error, ")
+                    for e in exc.errors()
+                )
+                raise ValueError(f"mailbox {mailbox.name}: {problems}") from None
+            self._per_mailbox[mailbox.name] = merged
+        return self
+
+    def for_mailbox(self, name: str) -> Settings:
+        """These settings as seen by ``name``: its company, timeline and policy overrides
+        applied. An unknown mailbox (one removed from the file) sees the shared settings."""
+        return self._per_mailbox.get(name, self)
 
     @property
     def own_addresses(self) -> frozenset[str]:
@@ -489,6 +440,6 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     data = _apply_env_overrides(data, env)
     try:
-        return Settings.model_validate(data, context={"environ": env})
+        return Settings.model_validate(data, context={"environ": env, "base_dir": str(path.parent)})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path)) from None

@@ -11,6 +11,7 @@ and the four languages we write need only weekday and month names.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import cache
@@ -23,6 +24,7 @@ from .headers import sanitize_header_value
 __all__ = [
     "LANGUAGES",
     "AcknowledgementText",
+    "check_template",
     "default_subject",
     "format_reply_by",
     "greeting_name",
@@ -254,6 +256,42 @@ def _template(language: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+TEMPLATE_FIELDS = frozenset(
+    {"greeting", "about_subject", "issue", "reply_by", "reference", "company_name"}
+)
+_REQUIRED_FIELDS = ("reply_by", "reference")
+
+
+def check_template(text: str) -> None:
+    """Refuse a mailbox's own template that would break or break a promise.
+
+    It must parse as a format string, use only the fields we fill, and state the
+    timeline and the reference: an acknowledgement without a concrete reply-by time
+    is exactly what this product exists to prevent. Blocking wording findings (blame,
+    legal admissions) are refused too, because nobody reviews an acknowledgement."""
+    from policies.wording import blocking, check_wording
+
+    try:
+        fields = {
+            name for _, name, spec, conv in string.Formatter().parse(text) if name is not None
+        }
+    except ValueError as exc:
+        raise ValueError(
+            f"not a valid template ({exc}); write literal braces as {{{{ }}}}"
+        ) from None
+    unknown = sorted(fields - TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder {{{unknown[0]}}}; use {', '.join(sorted(TEMPLATE_FIELDS))}"
+        )
+    missing = [name for name in _REQUIRED_FIELDS if name not in fields]
+    if missing:
+        raise ValueError(f"the template must contain {{{missing[0]}}}")
+    problems = blocking(check_wording(text, kind="rewrite"))
+    if problems:
+        raise ValueError(f"wording: {problems[0].message}")
+
+
 def render_acknowledgement(
     *,
     language: str,
@@ -265,11 +303,14 @@ def render_acknowledgement(
     display_tz: tzinfo,
     reference: str,
     company_name: str,
+    template: str | None = None,
 ) -> AcknowledgementText:
     """Fill the language's template; every inbound value is sanitized before use.
 
     The template is formatted with ``str.format_map``: values are inserted as
     data and never interpreted, so braces in a customer's subject are harmless.
+    ``template`` is a mailbox's own text for ``language``, checked by
+    :func:`check_template` when the configuration was loaded.
     """
     lang = normalize_language(language)
     name = greeting_name(display_name, email)
@@ -285,5 +326,5 @@ def render_acknowledgement(
         "reference": sanitize_header_value(reference, max_length=64),
         "company_name": sanitize_header_value(company_name, max_length=200),
     }
-    text = _template(lang).format_map(values)
+    text = (template or _template(lang)).format_map(values)
     return AcknowledgementText(language=lang, text=text.rstrip("\n") + "\n")

@@ -77,6 +77,8 @@ class AcknowledgementFacts:
     company_name: str
     from_address: EmailAddress
     """Our mailbox: ``email`` is the envelope sender, ``name`` the From display name."""
+    template: str | None = None
+    """The mailbox's own template for ``language``; None for the built-in one."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ def compose_acknowledgement(facts: AcknowledgementFacts, *, now: datetime) -> Co
         display_tz=facts.display_tz,
         reference=reference,
         company_name=facts.company_name,
+        template=facts.template,
     )
     sender = mailbox(facts.from_address.email, facts.from_address.name)
     recipient = mailbox(facts.customer.email, facts.customer.name)

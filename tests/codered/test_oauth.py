@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from codered.check import run_checks
 from codered.db.engine import Database
 from codered.db.models import AuditEntry
 from codered.embedded import SmtpSink
@@ -24,9 +26,11 @@ from codered.oauth import (
     xoauth2_string,
 )
 from inbox.imap import ImapLoginError, close_quietly, connect
+from mailer.deliver import DeliveryError, SmtpServer, check_smtp, deliver
 from tests.support import mail
 from tests.support.dovecot import DovecotServer
 from tests.support.oauth_servers import OAuthServer
+from tests.support.oauth_smtp import XOAuthSmtpSink
 from tests.support.service import RunningService, make_settings, query, wait_until
 
 
@@ -38,6 +42,12 @@ def _store(tmp_path: Path, environ: dict[str, str] | None = None) -> TokenStore:
 def oauth_server() -> Iterator[OAuthServer]:
     with OAuthServer() as server:
         yield server
+
+
+@pytest.fixture
+def oauth_smtp(oauth_server: OAuthServer) -> Iterator[XOAuthSmtpSink]:
+    with XOAuthSmtpSink(oauth_server.authority, user=oauth_server.authority.username) as sink:
+        yield sink
 
 
 def test_xoauth2_string() -> None:
@@ -200,6 +210,38 @@ def test_imap_xoauth2_login_against_dovecot(
         connect(oauth_dovecot.account(token_provider=broken))
 
 
+async def test_smtp_xoauth2_against_a_server_that_requires_it(oauth_server: OAuthServer) -> None:
+    authority = oauth_server.authority
+    authority.active.add("good-token")
+    raw = b"From: support@acme.example\r\nTo: dana@northwind.example\r\nSubject: t\r\n\r\nhi\r\n"
+
+    def server(provider: Any, user: str = "support") -> SmtpServer:
+        return SmtpServer("127.0.0.1", sink.port, "none", username=user, token_provider=provider)
+
+    with XOAuthSmtpSink(authority, user="support") as sink:
+        described = await check_smtp(server(lambda: "good-token"))
+        assert "authenticated as support with XOAUTH2" in described
+        await deliver(server(lambda: "good-token"), "support@acme.example", ["d@x.example"], raw)
+        [received] = sink.messages
+        assert received.raw == raw and received.recipients == ("d@x.example",)
+        assert ("support", "good-token") in sink.attempts
+
+        with pytest.raises(DeliveryError) as refused:
+            await deliver(server(lambda: "stale-token"), "support@acme.example", ["d@x"], raw)
+        assert refused.value.permanent and "535" in refused.value.reply
+        with pytest.raises(DeliveryError, match="535"):
+            await deliver(server(lambda: "good-token", user="intruder"), "s@a", ["d@x"], raw)
+
+        def broken() -> str:
+            raise OAuthRefreshError("token endpoint refused the refresh: invalid_grant")
+
+        with pytest.raises(DeliveryError) as no_token:
+            await deliver(server(broken), "support@acme.example", ["d@x"], raw, max_attempts=1)
+        assert "no access token for SMTP" in no_token.value.reply
+        assert "invalid_grant" in no_token.value.reply
+        assert len(sink.messages) == 1  # nothing refused was delivered
+
+
 def _alerts(settings: Any) -> list[dict[str, Any]]:
     async def work(db: Database) -> list[dict[str, Any]]:
         async with db.read() as session:
@@ -214,10 +256,13 @@ def _alerts(settings: Any) -> list[dict[str, Any]]:
 def test_service_watches_with_oauth2_and_alerts_when_refresh_fails(
     oauth_dovecot: DovecotServer,
     oauth_server: OAuthServer,
+    oauth_smtp: XOAuthSmtpSink,
     smtp_sink: SmtpSink,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Watch and answer over XOAUTH2; when the grant is revoked, the admin alert still
+    reaches them through the shared relay, since the mailbox's own server is locked out."""
     from cryptography.fernet import Fernet
 
     monkeypatch.setenv("CODERED_TOKEN_KEY", Fernet.generate_key().decode())
@@ -240,6 +285,9 @@ def test_service_watches_with_oauth2_and_alerts_when_refresh_fails(
                 "oauth_provider": "custom",
                 "oauth_client_id": "codered-test",
                 "oauth_token_url": oauth_server.token_url,
+                "smtp_host": "127.0.0.1",
+                "smtp_port": oauth_smtp.port,
+                "smtp_security": "none",
             }
         ],
         security={"token_store": str(tmp_path / "tokens.json"), "admin_email": "ops@acme.example"},
@@ -252,9 +300,12 @@ def test_service_watches_with_oauth2_and_alerts_when_refresh_fails(
         service.wait_for_baseline()
         _, raw = mail.outage_complaint()
         oauth_dovecot.append(raw)
-        [ack] = smtp_sink.wait_for(1, timeout=20)
+        # The acknowledgement goes out through the mailbox's own server, over XOAUTH2.
+        [ack] = oauth_smtp.wait_for(1, timeout=20)
         assert list(ack.recipients) == ["dana@northwind.example"]
         assert oauth_server.authority.issued  # the watcher signed in with a fresh token
+        assert oauth_smtp.attempts[0] == ("support", oauth_server.authority.issued[-1])
+        assert not smtp_sink.messages
 
         # The provider revokes the grant; the next login needs a new token and fails.
         oauth_server.authority.refusing = True
@@ -275,3 +326,11 @@ def test_service_watches_with_oauth2_and_alerts_when_refresh_fails(
     assert alerts[0]["mailbox"] == "support"
     assert "invalid_grant" in alerts[0]["reason"]
     assert len(_alerts(settings)) == 1
+    # `codered check` shows it as a failed line of its own, with the command that fixes it.
+    results = asyncio.run(run_checks(settings))
+    [alert] = [r for r in results if r.name == "alert"]
+    assert not alert.ok
+    assert "support cannot sign in" in alert.detail and "invalid_grant" in alert.detail
+    assert "codered auth login --mailbox support" in alert.detail
+    [imap] = [r for r in results if r.name == "imap support"]
+    assert not imap.ok and "invalid_grant" in imap.detail
