@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from codered.pipeline import Classifier, Outcome, Pipeline
 from codered.policy_clock import PolicyClock
 from codered.settings import MailboxSettings, Settings
 from codered.web.server import WebServer
+from inbox.multiplex import watch_on_loop
 from inbox.ports import ImapAccount, WatcherStatus
 from inbox.watcher import MailboxWatcher
 from mailer.deliver import SmtpServer
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
 __all__ = ["Service", "ServiceHooks", "imap_account", "oauth_tokens", "smtp_server"]
 
 log = logging.getLogger(__name__)
+
+IMAP_POOL_MAX = 8
+"""Threads for the blocking IMAP steps (connect, SEARCH, FETCH, store) of all mailboxes
+together; more mailboxes than this simply take turns for those steps."""
 
 SAFETY_NET_SECONDS = 5.0
 DRAFT_POLL_SECONDS = 2.0
@@ -179,6 +184,11 @@ class Service:
         self.policies = PolicyClock(self.db, settings, on_outbox=self._outbox_wakeup.set)
         self.filer = MailboxFiler(self.db, settings, tokens=self.tokens)
         self.watchers: list[MailboxWatcher] = []
+        # Blocking IMAP steps of every mailbox; the waits in IDLE need no thread at all.
+        self._imap_pool = ThreadPoolExecutor(
+            max_workers=min(IMAP_POOL_MAX, max(2, len(settings.mailboxes))),
+            thread_name_prefix="imap",
+        )
         self.store: DatabaseMailboxStore | None = None
         self.web: WebServer | None = None
         if settings.web.enabled:
@@ -265,13 +275,18 @@ class Service:
                 task.cancel()
             await asyncio.gather(*watch_tasks, *tasks, return_exceptions=True)
             await self.db.dispose()
+            self._imap_pool.shutdown(wait=False, cancel_futures=True)
             if self.tokens is not None:
                 self.tokens.close()
 
     async def _watch(
         self, mailbox: MailboxSettings, stop: asyncio.Event, wake: Callable[[], None]
     ) -> None:
-        """Watch one mailbox while this process holds its lock; stand by otherwise."""
+        """Watch one mailbox while this process holds its lock; stand by otherwise.
+
+        The watcher runs as a task of this loop (:func:`inbox.multiplex.watch_on_loop`):
+        its IDLE wait shares the loop's selector and its blocking steps the IMAP pool,
+        so a process watching many mailboxes needs no thread per mailbox."""
         assert self.store is not None
         while not stop.is_set():
             async with hold_mailbox(self.db, mailbox.name, stop) as lost:
@@ -280,14 +295,16 @@ class Service:
                 account = imap_account(mailbox, self.tokens)
                 watcher = MailboxWatcher(account, self.store, on_stored=wake)
                 self.watchers.append(watcher)
-                watcher.start()
+                watching = asyncio.create_task(
+                    watch_on_loop(watcher, self._imap_pool), name=f"imap-{mailbox.name}"
+                )
                 waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
                 try:
-                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait([*waiters, watching], return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     for waiter in waiters:
                         waiter.cancel()
-                    await asyncio.to_thread(watcher.stop)
+                    await _stop_watching(watcher, watching)
                     self.watchers.remove(watcher)
 
     async def _pipeline_loop(self, stop: asyncio.Event) -> None:
@@ -346,6 +363,19 @@ class Service:
             except Exception:
                 log.exception("policy clock pass failed; retrying shortly")
             await _wait(self._policy_wakeup, self.settings.policies.clock_seconds)
+
+
+async def _stop_watching(watcher: MailboxWatcher, watching: asyncio.Task[None]) -> None:
+    """Ask the watcher to end; after 1.5 s shut its socket under a step stuck in a read,
+    which turns the read into an error it ends on."""
+    watcher.request_stop()
+    _, pending = await asyncio.wait([watching], timeout=1.5)
+    if pending:
+        watcher.abort_connection()
+        _, pending = await asyncio.wait([watching], timeout=5)
+    if pending:
+        log.warning("mailbox %s: watcher did not stop in time", watcher.account.name)
+        watching.cancel()
 
 
 def _log_failure(future: Future[None]) -> None:

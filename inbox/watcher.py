@@ -1,6 +1,9 @@
 """Watch one IMAP folder and hand every new message to storage, durably and once.
 
-How it works (one thread per mailbox, because imapclient blocks):
+How it works (imapclient blocks, so each step runs on a thread: the watcher's own
+thread with :meth:`MailboxWatcher.start`, or, in the service, a small shared pool
+while the IDLE waits of every mailbox share the event loop's selector; see
+:mod:`inbox.multiplex`):
 
 1. Connect, log in, ``SELECT`` the folder read-only (``EXAMINE``, RFC 3501
    section 6.3.2) and fetch only with ``BODY.PEEK[]``, so we never set ``\\Seen``
@@ -362,10 +365,8 @@ class MailboxWatcher:
         A dead server shows up here too: readable at EOF, so ``DONE`` fails.
         Whatever woke us, the caller then runs a catch-up (one cheap SEARCH).
         """
-        self._set_state(WatcherState.IDLE)
-        client.idle()
+        woken = self.begin_idle(client)
         deadline = time.monotonic() + self.account.idle_renew_seconds
-        woken = input_pending(client)  # lines that came in with "+ idling"
         while not woken and not self._stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -378,6 +379,56 @@ class MailboxWatcher:
         if self._stopping.wait(self.account.poll_interval_seconds):
             return
         client.noop()  # lets the server report new mail, and keeps the session alive
+
+    # --- the steps, for a driver that is not the watcher's own thread -----------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def request_stop(self) -> None:
+        """Ask a driver (:mod:`inbox.multiplex`) to end the session at its next step."""
+        self._stopping.set()
+
+    def abort_connection(self) -> None:
+        """Shut the socket under a step that is stuck in a network read."""
+        self._abort_connection()
+
+    def open_session(self) -> tuple[Any, Cursor, bool]:
+        """Connect, select, establish the cursor; also say whether IDLE is offered."""
+        client, cursor = self._open()
+        try:
+            idle = self._use_idle and supports_idle(client)
+        except BaseException:
+            self._detach(client)
+            raise
+        return client, cursor, idle
+
+    def catch_up(self, client: Any, cursor: Cursor) -> Cursor:
+        """One catch-up; a session that gets this far is healthy, so the backoff resets."""
+        cursor = self._catch_up(client, cursor)
+        self._attempt = 0
+        return cursor
+
+    def begin_idle(self, client: Any) -> bool:
+        """Enter IDLE; True when the server's answer already carried news."""
+        self._set_state(WatcherState.IDLE)
+        client.idle()
+        return input_pending(client)  # lines that came in with "+ idling"
+
+    def begin_poll(self) -> None:
+        self._set_state(WatcherState.POLLING)
+
+    def failed(self, exc: Exception) -> float:
+        """Report a failed session (it is not raised further); return the backoff."""
+        return self._failed(exc)
+
+    def end_session(self, client: Any) -> None:
+        self._detach(client)
+
+    def stopped(self) -> None:
+        self._set_state(WatcherState.STOPPED)
+        log.info("mailbox %s: watcher stopped", self.account.name)
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -72,6 +72,10 @@ namespace inbox {{
   }}
 }}
 imap_idle_notify_interval = 1 mins
+protocol imap {{
+  # Many mailboxes of one test user (one folder each) from one address.
+  mail_max_userip_connections = 200
+}}
 
 {oauth2_passdb}passdb {{
   driver = passwd-file
