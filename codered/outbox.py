@@ -55,7 +55,7 @@ def worker_identity() -> str:
     return identity
 
 
-def _holder_is_dead(owner: str | None) -> bool:
+def holder_is_dead(owner: str | None) -> bool:
     """A lease held by a process on this host that no longer exists can be taken at once."""
     if not owner:
         return True
@@ -197,7 +197,7 @@ class OutboxWorker:
             for row in rows:
                 if row.status == "sending":
                     expired = row.lease_until is None or row.lease_until <= now
-                    if not expired and not _holder_is_dead(row.lease_owner):
+                    if not expired and not holder_is_dead(row.lease_owner):
                         continue
                     log.warning(
                         "outbox %s: reclaiming from %s (lease expired or holder gone); it may "
@@ -302,7 +302,7 @@ async def retry_failed(worker: OutboxWorker, outbox_id: int) -> SendResult:
             raise LookupError(f"no outbox message with id {outbox_id}")
         if row.status == "sent":
             raise ValueError(f"outbox message {outbox_id} was already sent at {row.sent_at}")
-        if row.status == "sending" and not _holder_is_dead(row.lease_owner):
+        if row.status == "sending" and not holder_is_dead(row.lease_owner):
             raise ValueError(f"outbox message {outbox_id} is being sent right now")
         previous = row.status
         row.status = "sending"

@@ -24,15 +24,19 @@ from codered.db.engine import Database
 from codered.db.models import Call, Draft, Incident, OutboxMessage, PolicyEvent, Promise, utcnow
 from codered.drafts import request_draft
 from codered.escalations import Escalator
+from codered.job_leases import claim_lease
 from codered.lifecycle import OPEN_STATES
 from codered.notifications import queue_internal_mail
+from codered.outbox import worker_identity
 from codered.policy_events import once
 from codered.settings import Settings
 from drafting.kinds import DraftKind
 from policies.model import Severity
 from policies.timeline import Target, add_business_time
 
-__all__ = ["PolicyClock", "due_after", "once"]
+__all__ = ["CLOCK_LEASE", "PolicyClock", "due_after", "once"]
+
+CLOCK_LEASE = "policy_clock"
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +92,29 @@ class PolicyClock:
         clock: Callable[[], datetime] = utcnow,
         on_outbox: Callable[[], None] = lambda: None,
         escalator: Escalator | None = None,
+        identity: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.on_outbox = on_outbox
         self.escalator = escalator or Escalator(db, settings, on_outbox=on_outbox)
+        self.identity = identity or worker_identity()
+
+    @property
+    def lease_seconds(self) -> float:
+        """Long enough to outlast a slow pass; short enough that a dead holder is replaced
+        within a couple of minutes."""
+        return self.settings.policies.clock_seconds * 3 + 60
 
     async def tick(self) -> list[str]:
-        """One pass of every policy; returns the keys of what it did."""
+        """One pass of every policy, when this process holds the clock's lease (one process
+        at a time runs it; the others stand by); returns the keys of what it did."""
         now = self.clock()
+        if not await claim_lease(
+            self.db, CLOCK_LEASE, self.identity, now=now, seconds=self.lease_seconds
+        ):
+            return []
         done: list[str] = []
         for step in (self._calls, self._cadence, self._promises, self.escalator.pending):
             try:

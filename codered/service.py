@@ -23,12 +23,13 @@ from codered.db.engine import Database
 from codered.db.migrate import upgrade
 from codered.drafts import DraftingWorker, make_drafter
 from codered.filing import MailboxFiler
+from codered.job_leases import release_lease
 from codered.mailbox_lock import hold_mailbox
 from codered.mailstore import DatabaseMailboxStore
 from codered.notifications import queue_alert_mail
 from codered.outbox import OutboxWorker, worker_identity
 from codered.pipeline import Classifier, Outcome, Pipeline
-from codered.policy_clock import PolicyClock
+from codered.policy_clock import CLOCK_LEASE, PolicyClock
 from codered.settings import MailboxSettings, Settings
 from codered.web.server import WebServer
 from inbox.multiplex import watch_on_loop
@@ -274,6 +275,8 @@ class Service:
             for task in [*watch_tasks, *tasks]:
                 task.cancel()
             await asyncio.gather(*watch_tasks, *tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):  # another process may take over at once
+                await release_lease(self.db, CLOCK_LEASE, self.policies.identity)
             await self.db.dispose()
             self._imap_pool.shutdown(wait=False, cancel_futures=True)
             if self.tokens is not None:

@@ -391,3 +391,16 @@ class PolicyEvent(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     cleared_at: Mapped[datetime | None]
+
+
+class JobLease(Base):
+    """Who runs a singleton job (the policy clock) now, and until when.
+
+    Claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so among many processes one runs
+    the job and the others stand by; a lapsed lease, or a holder that died, is taken over."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    lease_until: Mapped[datetime]

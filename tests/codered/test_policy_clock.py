@@ -57,7 +57,9 @@ class World:
 
     def tick(self, moment: datetime) -> list[str]:
         async def work(db: Database) -> list[str]:
-            return await PolicyClock(db, self.settings, clock=lambda: moment).tick()
+            # One identity: a new clock object per pass is the same process's clock.
+            clock = PolicyClock(db, self.settings, clock=lambda: moment, identity="world")
+            return await clock.tick()
 
         return query(self.settings, work)
 
