@@ -3,7 +3,8 @@ marked ``\\Answered`` and ``$Acknowledged``, so the shared mailbox shows what ha
 
 Filing happens after the send, off the sending path (a slow IMAP server never holds up the
 next acknowledgement), and each outcome is audited; a failure is logged and audited, and
-the message itself has been delivered all the same.
+the message itself has been delivered all the same. Each mailbox files over one kept-open
+connection, one message at a time (:class:`inbox.filing.FilingConnection`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from codered import audit
 from codered.db.engine import Database
 from codered.db.models import InboundMessage, OutboxMessage
 from codered.settings import Settings
-from inbox.filing import FilingError, file_sent_copy, mark_answered
+from inbox.filing import FilingConnection, FilingError
 
 if TYPE_CHECKING:
     from codered.oauth import AccessTokens
@@ -35,13 +36,13 @@ class MailboxFiler:
         db: Database,
         settings: Settings,
         *,
-        concurrency: int = 2,
         tokens: AccessTokens | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.tokens = tokens
-        self._slots = asyncio.Semaphore(concurrency)
+        self.connections: dict[str, FilingConnection] = {}
+        self._turns: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def sent(self, outbox_id: int) -> None:
@@ -51,12 +52,27 @@ class MailboxFiler:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self, seconds: float) -> None:
+        """Finish what is being filed (bounded), then log out of every mailbox."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=seconds)
+        for connection in self.connections.values():
+            await asyncio.to_thread(connection.close)
 
-    async def file(self, outbox_id: int) -> None:
+    async def close_idle(self) -> None:
+        """Log out of mailboxes that filed nothing for a while (servers drop idle sessions)."""
+        for connection in self.connections.values():
+            await asyncio.to_thread(connection.close_if_idle)
+
+    def _connection(self, name: str) -> FilingConnection:
         from codered.service import imap_account  # the service builds IMAP accounts
 
+        if name not in self.connections:
+            box = self.settings.mailbox(name)
+            self.connections[name] = FilingConnection(imap_account(box, self.tokens))
+            self._turns[name] = asyncio.Lock()
+        return self.connections[name]
+
+    async def file(self, outbox_id: int) -> None:
         async with self.db.read() as session:
             row = await session.get(OutboxMessage, outbox_id)
             if row is None or row.status != "sent" or row.kind.startswith("internal."):
@@ -66,20 +82,22 @@ class MailboxFiler:
                 return
             target = await self._answered(session, row)
             raw, sent_at, message_id = row.raw, row.sent_at or row.created_at, row.message_id
-        account = imap_account(box, self.tokens)
+        connection = self._connection(box.name)
         result: dict[str, object] = {"outbox_id": outbox_id, "message_id": message_id}
-        async with self._slots:
+        async with self._turns[box.name]:  # one at a time on the mailbox's connection
             try:
-                folder = await asyncio.to_thread(
-                    file_sent_copy, account, raw, sent_folder=box.sent_folder, when=sent_at
+                filed = await asyncio.to_thread(
+                    connection.file,
+                    raw,
+                    sent_folder=box.sent_folder,
+                    when=sent_at,
+                    answered=target,
+                    keyword=box.answered_keyword,
                 )
-                result["sent_folder"] = folder
+                result["sent_folder"] = filed.sent_folder
                 if target is not None:
-                    uidvalidity, uid = target
-                    result["marked_uid"] = uid
-                    result["marked"] = await asyncio.to_thread(
-                        mark_answered, account, uidvalidity, uid, box.answered_keyword
-                    )
+                    result["marked_uid"] = target[1]
+                    result["marked"] = filed.marked
                 kind = "mailbox.filed"
             except FilingError as exc:
                 result["error"] = str(exc)

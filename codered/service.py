@@ -363,6 +363,7 @@ class Service:
             self._policy_wakeup.clear()
             try:
                 await self.policies.tick()
+                await self.filer.close_idle()
             except Exception:
                 log.exception("policy clock pass failed; retrying shortly")
             await _wait(self._policy_wakeup, self.settings.policies.clock_seconds)
