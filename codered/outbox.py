@@ -30,6 +30,7 @@ from codered.db.models import Incident, OutboxMessage, utcnow
 from codered.promises import settle_promises
 from mailer.compose import ComposedMessage
 from mailer.deliver import DeliveryError, SmtpServer, deliver
+from mailer.smtp_pool import SmtpPool
 
 __all__ = [
     "OutboxWorker",
@@ -144,6 +145,11 @@ class OutboxWorker:
         self.retry_base = retry_base_seconds
         self.identity = identity or worker_identity()
         self.clock = clock
+        self.pool = SmtpPool()
+        """Connections kept between messages; closed by :meth:`close`."""
+
+    def close(self) -> None:
+        self.pool.close_all()
 
     async def send_due(
         self, limit: int = 20, stop: asyncio.Event | None = None
@@ -228,7 +234,7 @@ class OutboxWorker:
             )
         crashpoint("before_smtp_data")
         try:
-            result = await deliver(server, envelope_from, recipients, raw)
+            result = await deliver(server, envelope_from, recipients, raw, pool=self.pool)
         except DeliveryError as exc:
             return await self._failed(outbox_id, exc)
         except Exception as exc:  # an unexpected bug must not strand the row

@@ -272,6 +272,7 @@ class Service:
             grace = self.settings.smtp.timeout_seconds * 2 + 5
             await asyncio.wait([t for t in tasks if t.get_name() == "outbox"], timeout=grace)
             await self.filer.drain(seconds=10)
+            self.outbox.close()
             for task in [*watch_tasks, *tasks]:
                 task.cancel()
             await asyncio.gather(*watch_tasks, *tasks, return_exceptions=True)

@@ -35,6 +35,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from mailer.smtp_pool import SmtpPool
+
 __all__ = ["DeliveryError", "DeliveryResult", "SmtpServer", "check_smtp", "deliver"]
 
 log = logging.getLogger(__name__)
@@ -206,16 +208,31 @@ async def _attempt(
     recipients: Sequence[str],
     raw: bytes,
     budget_seconds: float,
+    pool: SmtpPool | None = None,
 ) -> DeliveryResult:
-    """One connection, one transaction; raises DeliveryError or _TransientError."""
+    """One transaction, on a kept connection when ``pool`` has one that still answers
+    ``NOOP`` (else a new one); raises DeliveryError or _TransientError."""
     needs_utf8 = not envelope_from.isascii() or not all(r.isascii() for r in recipients)
-    token = await _access_token(server) if server.token_provider is not None else None
-    client = _client(server)
+    client = pool.take(server) if pool is not None else None
+    if client is not None:
+        try:
+            async with asyncio.timeout(min(budget_seconds, server.timeout_seconds)):
+                await client.noop()
+        except (*_EXPECTED, asyncio.CancelledError):
+            client.close()  # dropped while kept: nothing of this message was sent on it
+            client = None
+    fresh = client is None
+    if client is None:
+        token = await _access_token(server) if server.token_provider is not None else None
+        client = _client(server)
     try:
         async with asyncio.timeout(budget_seconds):
-            await client.connect()
-            if token is not None:
-                await _xoauth2(client, server, token)
+            if fresh:
+                await client.connect()
+                if pool is not None:
+                    pool.opened += 1
+                if token is not None:
+                    await _xoauth2(client, server, token)
             errors, data_reply = await client.sendmail(
                 envelope_from,
                 list(recipients),
@@ -229,7 +246,10 @@ async def _attempt(
         client.close()
         raise
     # DATA was answered 250: delivered. Nothing below may turn this into a retry.
-    await _close(client)
+    if pool is not None:
+        pool.give_back(server, client)
+    else:
+        await _close(client)
     refused = tuple((rcpt, _one_line(str(reply))) for rcpt, reply in errors.items())
     return DeliveryResult(reply=_one_line(f"250 {data_reply}"), refused=refused)
 
@@ -252,8 +272,12 @@ async def deliver(
     max_attempts: int = 3,
     deadline_seconds: float = 60.0,
     initial_backoff_seconds: float = 0.5,
+    pool: SmtpPool | None = None,
 ) -> DeliveryResult:
     """Send ``raw`` unchanged from ``envelope_from`` to ``recipients``.
+
+    With ``pool``, the connection is reused from the last message to the same server
+    and kept for the next one.
 
     Transient failures are retried with exponential backoff plus jitter
     (``initial_backoff_seconds`` doubling, capped at 30 s) until
@@ -291,7 +315,7 @@ async def deliver(
                 budget = deadline - loop.time()
                 if budget <= 0:
                     raise _TransientError(f"deadline of {deadline_seconds:g}s reached")
-                result = await _attempt(server, envelope_from, rcpts, raw, budget)
+                result = await _attempt(server, envelope_from, rcpts, raw, budget, pool)
                 return dataclasses.replace(result, attempts=attempts)
     except _TransientError as exc:
         raise DeliveryError(exc.reply, permanent=False, attempts=attempts) from exc

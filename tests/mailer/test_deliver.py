@@ -32,6 +32,7 @@ from mailer import (
     compose_acknowledgement,
     deliver,
 )
+from mailer.smtp_pool import SmtpPool
 from policies.model import Category, Severity
 
 HANG_UP = "<hang up>"
@@ -51,6 +52,8 @@ class ScriptedHandler:
 
     rcpt_replies: list[str] = field(default_factory=list)
     data_replies: list[str] = field(default_factory=list)
+    noop_replies: list[str] = field(default_factory=list)
+    ehlo_commands: int = 0
     mail_commands: int = 0
     rcpt_commands: list[str] = field(default_factory=list)
     data_payloads: list[bytes] = field(default_factory=list)
@@ -63,6 +66,19 @@ class ScriptedHandler:
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.ehlo_commands += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_NOOP(self, server: Any, session: Any, envelope: Any, arg: str) -> str:
+        reply = self.noop_replies.pop(0) if self.noop_replies else "250 OK"
+        if reply.startswith("421"):
+            server.transport.close()
+        return reply
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -204,6 +220,34 @@ async def test_success_delivers_exact_bytes_with_explicit_envelope(sink: Sink) -
     assert result.attempts == 1
     assert sink.handler.delivered == [Received("bounces@acme.test", ("anna@customer.test",), raw)]
     assert message_id_of(sink.handler.delivered[0].content) == message_id
+
+
+async def test_a_pool_sends_consecutive_messages_over_one_connection(sink: Sink) -> None:
+    _, raw = acknowledgement_bytes()
+    pool = SmtpPool()
+    for n in range(3):
+        await deliver(sink.server, "s@acme.test", (f"c{n}@customer.test",), raw, pool=pool)
+    assert pool.opened == 1
+    assert sink.handler.ehlo_commands == 1  # one greeting for three transactions
+    assert [d.rcpt_tos for d in sink.handler.delivered] == [
+        ("c0@customer.test",),
+        ("c1@customer.test",),
+        ("c2@customer.test",),
+    ]
+    # A kept connection the server closed is noticed by NOOP, before the message is sent.
+    sink.handler.noop_replies = ["421 4.4.2 idle too long, closing"]
+    result = await deliver(sink.server, "s@acme.test", ("c3@customer.test",), raw, pool=pool)
+    assert result.attempts == 1 and pool.opened == 2
+    assert sink.handler.mail_commands == 4  # the message went once, on the new connection
+    # After a failure the connection is not reused.
+    sink.handler.data_replies = [HANG_UP]
+    await deliver(
+        sink.server, "s@acme.test", ("c4@customer.test",), raw, pool=pool,
+        initial_backoff_seconds=0.01,
+    )  # fmt: skip
+    assert pool.opened == 3
+    assert len(sink.handler.delivered) == 5
+    pool.close_all()
 
 
 async def test_envelope_is_never_taken_from_headers(sink: Sink) -> None:
