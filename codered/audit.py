@@ -14,14 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from codered.db.models import AuditEntry, utcnow
 
 __all__ = ["GENESIS", "VerifyResult", "append", "entry_hash", "verify"]
 
 GENESIS = "0" * 64
+_HEAD = "codered.audit.head"
+"""``session.info`` key of the chain's head while this transaction holds the lock."""
 
 
 def _canonical(payload: dict[str, Any]) -> bytes:
@@ -57,12 +60,18 @@ async def append(
     actor: str = "codered",
     incident_id: int | None = None,
 ) -> AuditEntry:
-    """Add one entry inside the caller's transaction, so it commits with the change it records."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Serialise appenders across processes so the chain stays a line, not a tree.
-        await session.execute(text("SELECT pg_advisory_xact_lock(7243101)"))
-    prev = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
-    prev_hash = prev or GENESIS
+    """Add one entry inside the caller's transaction, so it commits with the change it records.
+
+    The chain's head is read once per transaction and then kept in ``session.info``:
+    while the transaction holds the appenders' lock nobody else can move it, and a
+    batch of decisions appends several entries per message."""
+    prev_hash = session.info.get(_HEAD)
+    if prev_hash is None:
+        if session.get_bind().dialect.name == "postgresql":
+            # Serialise appenders across processes so the chain stays a line, not a tree.
+            await session.execute(text("SELECT pg_advisory_xact_lock(7243101)"))
+        prev = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+        prev_hash = prev or GENESIS
     # Round-trip through JSON now so the hash covers exactly what the column will return.
     clean = json.loads(_canonical(data))
     at = utcnow()
@@ -77,7 +86,15 @@ async def append(
     )
     session.add(entry)
     await session.flush()
+    session.info[_HEAD] = entry.hash
     return entry
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session: Session, _transaction: Any) -> None:
+    """A transaction (or savepoint) ended: the kept head may be gone (rolled back) or may
+    move (our lock is released), so the next append reads it again."""
+    session.info.pop(_HEAD, None)
 
 
 @dataclass(frozen=True)

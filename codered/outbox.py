@@ -121,6 +121,10 @@ class SendResult:
     detail: str
 
 
+CLAIM_BATCH = 10
+"""Rows claimed per transaction while mail is waiting."""
+
+
 class OutboxWorker:
     """Sends due outbox rows; one per process is enough, several are safe on PostgreSQL."""
 
@@ -154,19 +158,34 @@ class OutboxWorker:
     async def send_due(
         self, limit: int = 20, stop: asyncio.Event | None = None
     ) -> list[SendResult]:
-        """Send what is due now, one row at a time; returns what happened to each row.
+        """Send what is due now; returns what happened to each row.
 
-        One claim per send keeps ``attempts`` honest (a crash costs only the row in flight)
-        and lets a stopping service finish the current row and then stop between rows,
-        rather than being cancelled between the server's 250 and our commit.
+        Rows are claimed a few at a time (one transaction for the batch, not one per
+        message) and sent one by one; each send commits on its own right after the
+        server's 250, so a crash costs at most the row in flight. A stopping service
+        finishes the current row and hands the rest of its batch back at once, rather
+        than being cancelled between the server's 250 and our commit.
         """
         results: list[SendResult] = []
         while len(results) < limit and not (stop is not None and stop.is_set()):
-            claimed = await self._claim(1)
+            claimed = await self._claim(min(CLAIM_BATCH, limit - len(results)))
             if not claimed:
                 break
-            results.append(await self._send(claimed[0]))
+            for index, outbox_id in enumerate(claimed):
+                if stop is not None and stop.is_set():
+                    await self._hand_back(claimed[index:])
+                    return results
+                results.append(await self._send(outbox_id))
         return results
+
+    async def _hand_back(self, outbox_ids: list[int]) -> None:
+        """Unsent rows of our batch go back to ``pending`` for whoever runs next."""
+        async with self.db.write() as session:
+            for outbox_id in outbox_ids:
+                row = await session.get(OutboxMessage, outbox_id, with_for_update=True)
+                if row is not None and row.status == "sending" and row.lease_owner == self.identity:
+                    row.status, row.lease_owner, row.lease_until = "pending", None, None
+                    row.attempts = max(0, row.attempts - 1)  # this claim made no attempt
 
     async def next_due_in(self) -> float | None:
         """Seconds until the next pending row is due (None when nothing waits)."""
@@ -213,7 +232,9 @@ class OutboxWorker:
                     )
                 row.status = "sending"
                 row.lease_owner = self.identity
-                row.lease_until = now + self.lease
+                # Sent one after another: the k-th row of the batch waits for k sends
+                # (each bounded by the delivery deadline), so its lease covers them.
+                row.lease_until = now + self.lease * (len(claimed) + 1)
                 row.attempts += 1
                 claimed.append(row.id)
                 if len(claimed) >= limit:
@@ -224,6 +245,9 @@ class OutboxWorker:
         async with self.db.read() as session:
             row = await session.get(OutboxMessage, outbox_id)
             assert row is not None
+            if row.status != "sending" or row.lease_owner != self.identity:
+                # Taken over while it waited in our batch (our lease ran out): not ours.
+                return SendResult(outbox_id, "skipped", f"held by {row.lease_owner}")
             envelope_from, recipients, raw = row.envelope_from, list(row.recipients), row.raw
             # Operational alerts go through the shared relay: the alert may be that this
             # mailbox's own (OAuth2) server can no longer be signed in to.

@@ -100,6 +100,7 @@ class InboundMessage(Base):
         UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_inbound_mailbox_uid"),
         Index("ix_inbound_status", "status", "id"),
         Index("ix_inbound_message_id", "message_id"),
+        Index("ix_inbound_incident", "incident_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -161,7 +162,13 @@ class OutboxMessage(Base):
     """A message to send, written in the same transaction as the decision that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # The circuit breaker and the per-sender limit count recent acknowledgements for
+        # every message; without these, each count scans the whole outbox.
+        Index("ix_outbox_kind_created", "kind", "created_at"),
+        Index("ix_outbox_incident", "incident_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))

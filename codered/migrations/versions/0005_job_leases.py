@@ -1,4 +1,4 @@
-"""job leases: one process at a time runs the policy clock
+"""job leases (one process at a time runs the policy clock), and indexes for the hot path
 
 Revision ID: 0005
 Revises: 0004
@@ -24,7 +24,13 @@ def upgrade() -> None:
         sa.Column("lease_until", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+    op.create_index("ix_outbox_kind_created", "outbox", ["kind", "created_at"])
+    op.create_index("ix_outbox_incident", "outbox", ["incident_id"])
+    op.create_index("ix_inbound_incident", "inbound_messages", ["incident_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_inbound_incident", table_name="inbound_messages")
+    op.drop_index("ix_outbox_incident", table_name="outbox")
+    op.drop_index("ix_outbox_kind_created", table_name="outbox")
     op.drop_table("job_leases")
