@@ -84,17 +84,24 @@ async def append(
         prev_hash=prev_hash,
         hash=entry_hash(prev_hash, at, actor, kind, incident_id, clean),
     )
+    # Not flushed here: the transaction's entries go in one INSERT at the next flush, in
+    # the order they were added (which is the chain's order).
     session.add(entry)
-    await session.flush()
     session.info[_HEAD] = entry.hash
     return entry
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_head(session: Session, _transaction: Any) -> None:
-    """A transaction (or savepoint) ended: the kept head may be gone (rolled back) or may
-    move (our lock is released), so the next append reads it again."""
+def forget_head(session: AsyncSession) -> None:
+    """After a savepoint rolled back: the kept head may be an entry that no longer exists."""
     session.info.pop(_HEAD, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_head(session: Session, transaction: Any) -> None:
+    """The transaction ended: our lock is released and the head may move, so the next
+    append reads it again. (A savepoint that rolled back is handled by its caller.)"""
+    if transaction.parent is None:
+        session.info.pop(_HEAD, None)
 
 
 @dataclass(frozen=True)
