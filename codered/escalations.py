@@ -40,6 +40,9 @@ __all__ = ["Escalator", "at_risk", "domain_of"]
 
 log = logging.getLogger(__name__)
 CHECK_WINDOW = timedelta(days=7)
+CHECK_BATCH = 100
+"""Incidents whose facts are read in one session before their checks are written."""
+MAX_BATCHES = 20
 """Incidents opened longer ago than this are not checked (a first start on an old database)."""
 
 
@@ -83,28 +86,48 @@ class Escalator:
         return self._rules[mailbox]
 
     async def pending(self, now: datetime) -> list[str]:
-        """Check every recent incident that has not been checked yet."""
+        """Check every recent incident that has not been checked yet (bounded per pass)."""
+        done: list[str] = []
+        for _ in range(MAX_BATCHES):
+            escalated, checked = await self._check_batch(now)
+            done += escalated
+            if checked < CHECK_BATCH:
+                break
+        return done
+
+    async def _check_batch(self, now: datetime) -> tuple[list[str], int]:
+        """Check up to CHECK_BATCH unchecked incidents; return what escalated and how many
+        were looked at.
+
+        The facts (the first message parsed again, complaint counts) are read first, in a
+        read session, a bounded batch at a time; only the checks and escalations are then
+        written, in one short transaction. In an outage flood the writers that acknowledge
+        customers must not wait behind this."""
         done: list[str] = []
         payloads: list[tuple[str, dict[str, Any]]] = []
-        async with self.db.write() as session:
-            checked = select(PolicyEvent.incident_id).where(
-                PolicyEvent.policy == "escalation_check"
-            )
+        checked = select(PolicyEvent.incident_id).where(PolicyEvent.policy == "escalation_check")
+        async with self.db.read() as session:
             incidents = (
                 await session.scalars(
-                    select(Incident).where(
-                        Incident.opened_at >= now - CHECK_WINDOW, Incident.id.not_in(checked)
-                    )
+                    select(Incident)
+                    .where(Incident.opened_at >= now - CHECK_WINDOW, Incident.id.not_in(checked))
+                    .order_by(Incident.id)
+                    .limit(CHECK_BATCH)
                 )
             ).all()
-            for incident in incidents:
+            facts = [await self._facts(session, incident, now) for incident in incidents]
+        if not incidents:
+            return done, 0
+        async with self.db.write() as session:
+            for incident, known in zip(incidents, facts, strict=True):
                 key = f"escalation_check:{incident.reference}"
                 if not await once(session, key, "escalation_check", incident.id, {}):
-                    continue
-                facts = await self._facts(session, incident, now)
-                hits = escalate(facts, self.rules(incident.mailbox))
+                    continue  # another pass checked it meanwhile
+                hits = escalate(known, self.rules(incident.mailbox))
                 if hits:  # one escalation per incident, however many rules fired
-                    payload = await self._escalate(session, incident, hits, now)
+                    live = await session.get(Incident, incident.id)
+                    assert live is not None
+                    payload = await self._escalate(session, live, hits, now)
                     if payload is not None:
                         done.append(f"escalated:{incident.reference}")
                         url = self.settings.for_mailbox(incident.mailbox).policies.webhook_url
@@ -112,7 +135,7 @@ class Escalator:
                             payloads.append((url, payload))
         for url, payload in payloads:
             await self._post(url, payload)
-        return done
+        return done, len(incidents)
 
     async def _facts(
         self, session: AsyncSession, incident: Incident, now: datetime

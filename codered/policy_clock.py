@@ -107,6 +107,26 @@ class PolicyClock:
         within a couple of minutes."""
         return self.settings.policies.clock_seconds * 3 + 60
 
+    def _longest_lead(self) -> timedelta:
+        leads = [
+            self.settings.for_mailbox(m.name).policies.promise_lead_minutes
+            for m in self.settings.mailboxes
+        ]
+        return timedelta(minutes=max([self.settings.policies.promise_lead_minutes, *leads]))
+
+    async def escalate_new(self) -> list[str]:
+        """Only the escalation check of new incidents (the service runs it as soon as an
+        incident opens; everything else waits for the next :meth:`tick`)."""
+        now = self.clock()
+        if not await claim_lease(
+            self.db, CLOCK_LEASE, self.identity, now=now, seconds=self.lease_seconds
+        ):
+            return []
+        done = await self.escalator.pending(now)
+        if done:
+            self.on_outbox()
+        return done
+
     async def tick(self) -> list[str]:
         """One pass of every policy, when this process holds the clock's lease (one process
         at a time runs it; the others stand by); returns the keys of what it did."""
@@ -213,22 +233,55 @@ class PolicyClock:
     # --- updates on a cadence -----------------------------------------------------------
 
     async def _cadence(self, now: datetime) -> list[str]:
+        """Updates on a cadence. What is due is worked out in one read (the last message to
+        each open incident's customer in a single grouped query); only incidents with
+        something to do take part in the short write that follows."""
         done: list[str] = []
-        async with self.db.write() as session:
+        async with self.db.read() as session:
+            open_ids = select(Incident.id).where(Incident.status.in_(OPEN_STATES))
             incidents = (
-                await session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATES)))
+                await session.scalars(select(Incident).where(Incident.id.in_(open_ids)))
             ).all()
-            for incident in incidents:
-                last = await _last_sent(session, incident.id)
-                if last is None:
-                    continue  # nothing sent yet: the acknowledgement is on its way
+            last_sent = dict(
+                (
+                    await session.execute(
+                        select(OutboxMessage.incident_id, func.max(OutboxMessage.sent_at))
+                        .where(
+                            OutboxMessage.incident_id.in_(open_ids),
+                            OutboxMessage.status == "sent",
+                            OutboxMessage.kind.notlike("internal.%"),
+                        )
+                        .group_by(OutboxMessage.incident_id)
+                    )
+                ).all()
+            )
+            missed_open = set(
+                (
+                    await session.scalars(
+                        select(PolicyEvent.incident_id).where(
+                            PolicyEvent.key.like("update_missed:%"),
+                            PolicyEvent.cleared_at.is_(None),
+                        )
+                    )
+                ).all()
+            )
+        work: list[tuple[Incident, datetime, datetime, datetime]] = []
+        for incident in incidents:
+            last = last_sent.get(incident.id)
+            if last is None:
+                continue  # nothing sent yet: the acknowledgement is on its way
+            local = self.settings.for_mailbox(incident.mailbox)
+            lead = timedelta(minutes=local.policies.update_lead_minutes)
+            due = due_after(last, local.policies.cadence()[Severity(incident.severity)], local)
+            if incident.id in missed_open or now >= due - lead:
+                work.append((incident, last, due, due - lead))
+        if not work:
+            return done
+        async with self.db.write() as session:
+            for incident, last, due, prepare_at in work:
                 done += await _clear_missed_updates(session, incident, last, now)
-                local = self.settings.for_mailbox(incident.mailbox)
-                lead = timedelta(minutes=local.policies.update_lead_minutes)
-                cadence = local.policies.cadence()
-                due = due_after(last, cadence[Severity(incident.severity)], local)
                 stamp = due.strftime("%Y-%m-%dT%H:%M")
-                if now >= due - lead:
+                if now >= prepare_at:
                     key = f"update_due:{incident.reference}:{stamp}"
                     data = {"due": due.isoformat()}
                     if await once(session, key, "update_cadence", incident.id, data):
@@ -261,7 +314,8 @@ class PolicyClock:
                 await session.execute(
                     select(Promise, Incident)
                     .join(Incident, Incident.id == Promise.incident_id)
-                    .where(Promise.status == "open")
+                    # Only promises close to their time: a flood's thousand fresh ones wait.
+                    .where(Promise.status == "open", Promise.due_at <= now + self._longest_lead())
                 )
             ).all()
             for promise, incident in rows:

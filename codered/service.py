@@ -360,14 +360,22 @@ class Service:
                     await asyncio.wait_for(stop.wait(), DRAFT_POLL_SECONDS)
 
     async def _policy_loop(self, stop: asyncio.Event) -> None:
+        """Every policy each ``clock_seconds``; in between, a new incident wakes only the
+        escalation check, so a flood of new incidents does not run every policy per batch."""
+        loop = asyncio.get_running_loop()
+        next_full = loop.time()
         while not stop.is_set():
             self._policy_wakeup.clear()
             try:
-                await self.policies.tick()
-                await self.filer.close_idle()
+                if loop.time() >= next_full:
+                    next_full = loop.time() + self.settings.policies.clock_seconds
+                    await self.policies.tick()
+                    await self.filer.close_idle()
+                else:
+                    await self.policies.escalate_new()
             except Exception:
                 log.exception("policy clock pass failed; retrying shortly")
-            await _wait(self._policy_wakeup, self.settings.policies.clock_seconds)
+            await _wait(self._policy_wakeup, max(0.05, next_full - loop.time()))
 
 
 async def _stop_watching(watcher: MailboxWatcher, watching: asyncio.Task[None]) -> None:
