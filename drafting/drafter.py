@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import prompts
-from drafting.budget import estimate_tokens, fit_newest
+from drafting.budget import CHARS_PER_TOKEN, estimate_tokens, fit_newest
 from drafting.context import DraftContext
 from drafting.kinds import DraftKind
 from drafting.model import CallRecord, ModelClient, ModelError
@@ -45,6 +45,8 @@ PROMPTS: dict[DraftKind, str] = {
 }
 _FACT_CHARS = 2000
 _SOURCE_CHARS = 12000
+_ENVELOPE = 80
+"""Tokens for the delimiters and omission notes around the blocks."""
 _OUR_TAGS = re.compile(
     r"<(/?)\s*(data|incident|facts|fact|times|source_text|thread|message)\b", re.IGNORECASE
 )
@@ -122,11 +124,11 @@ def build_messages(ctx: DraftContext, max_input_tokens: int) -> tuple[list[dict[
         + "\n\n"
         + prompts.load_prompt(PROMPTS[ctx.kind]).text
     )
-    facts = "\n".join(
+    fact_blocks = [
         f'<fact about="{f.about.value if f.about else "general"}" by="{_delimit(f.author)}">'
         f"{_delimit(f.text[:_FACT_CHARS])}</fact>"
         for f in ctx.facts
-    )
+    ]
     times = "\n".join(
         f"{label}: {value}"
         for label, value in (
@@ -136,15 +138,24 @@ def build_messages(ctx: DraftContext, max_input_tokens: int) -> tuple[list[dict[
         )
         if value
     )
-    head = (
+    incident = (
         f"<incident>\nreference: {ctx.reference}\nsubject: {_delimit(ctx.subject)}\n"
         f"category: {ctx.category or 'unknown'}\nseverity: {ctx.severity}\n"
         f"customer: {_delimit(ctx.customer_name)}\n</incident>\n"
-        f"<times>\n{times}\n</times>\n<facts>\n{facts}\n</facts>\n"
+        f"<times>\n{times}\n</times>\n"
     )
+    # Spend what the budget leaves in priority order, so the prompt never exceeds it:
+    # facts (the newest first, if even they do not all fit), the source text, the thread.
+    room = max_input_tokens - estimate_tokens(system) - estimate_tokens(incident) - _ENVELOPE
+    facts, facts_omitted = fit_newest(fact_blocks, max(room, 0))
+    facts_note = f"[{facts_omitted} earlier facts omitted]\n" if facts_omitted else ""
+    head = f"{incident}<facts>\n{facts_note}{chr(10).join(facts)}\n</facts>\n"
+    room -= estimate_tokens(head) - estimate_tokens(incident)
     if ctx.source_text:
-        head += f"<source_text>\n{_delimit(ctx.source_text[:_SOURCE_CHARS])}\n</source_text>\n"
-    room = max_input_tokens - estimate_tokens(system) - estimate_tokens(head) - 50
+        allowed = min(_SOURCE_CHARS, max(0, int((room - 10) * CHARS_PER_TOKEN)))
+        source = _delimit(ctx.source_text[:allowed])
+        head += f"<source_text>\n{source}\n</source_text>\n"
+        room -= estimate_tokens(source) + 10
     thread, omitted = fit_newest(_thread_block(ctx), max(room, 0))
     note = f"[{omitted} earlier messages omitted]\n" if omitted else ""
     user = f"<data>\n{head}<thread>\n{note}{chr(10).join(thread)}\n</thread>\n</data>"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
 from drafting.budget import estimate_tokens
-from drafting.context import ThreadMessage
+from drafting.context import Fact, ThreadMessage
 from drafting.drafter import DraftingError, ModelDrafter, build_messages
+from drafting.kinds import DraftKind
 from drafting.schemas import FourQuestionSummary
 from policies.sections import Question, split_sections
 from policies.wording import check_wording
@@ -119,6 +121,27 @@ def test_long_threads_keep_the_newest_messages_within_the_budget() -> None:
     assert f"[{omitted} earlier messages omitted]" in user
     # Facts always survive trimming.
     assert "configuration change we deployed" in user
+
+
+@pytest.mark.parametrize("kind", [DraftKind.REWRITE, DraftKind.RECAP])
+def test_many_long_facts_and_a_long_source_text_still_fit_the_budget(kind: DraftKind) -> None:
+    """Facts and the CSM's own text come before the thread, but even they are trimmed
+    (oldest facts first, then the end of the source text) rather than exceed the budget."""
+    facts = tuple(
+        Fact(f"fact {n}: " + "y" * 1990, "alice", T0 + timedelta(minutes=n)) for n in range(12)
+    )
+    thread = tuple(
+        ThreadMessage(T0, True, "dana@northwind.example", f"message {n}", "x" * 2000, when="#")
+        for n in range(10)
+    )
+    ctx = context(kind, facts=facts, thread=thread, source_text="z" * 20_000)
+    messages, omitted = build_messages(ctx, max_input_tokens=6000)
+    total = sum(estimate_tokens(m["content"]) for m in messages)
+    assert total <= 6000
+    user = messages[1]["content"]
+    assert "fact 11:" in user and "fact 0:" not in user  # the newest facts are kept
+    assert "earlier facts omitted]" in user
+    assert omitted > 0 and "message 9" in user  # what room is left goes to the newest
 
 
 async def test_an_empty_answer_from_the_model_is_a_blocking_gap() -> None:
