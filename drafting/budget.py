@@ -36,5 +36,5 @@ def fit_newest(blocks: list[str], budget_tokens: int) -> tuple[list[str], int]:
             break
         kept.append(block)
         used += cost
-    kept.reverse()
-    return [k for k in kept if k], len(blocks) - len(kept)
+    kept = [k for k in reversed(kept) if k]
+    return kept, len(blocks) - len(kept)

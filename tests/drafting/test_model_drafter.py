@@ -141,7 +141,8 @@ def test_many_long_facts_and_a_long_source_text_still_fit_the_budget(kind: Draft
     user = messages[1]["content"]
     assert "fact 11:" in user and "fact 0:" not in user  # the newest facts are kept
     assert "earlier facts omitted]" in user
-    assert omitted > 0 and "message 9" in user  # what room is left goes to the newest
+    assert omitted == len(thread) - user.count("<message ")  # the count says what is left out
+    assert f"[{omitted} earlier messages omitted]" in user
 
 
 async def test_an_empty_answer_from_the_model_is_a_blocking_gap() -> None:
