@@ -63,7 +63,7 @@ class DatabaseMailboxStore(MailboxStore):
         self._run(self._save_baseline(mailbox, cursor))
 
     async def _save_baseline(self, mailbox: str, cursor: Cursor) -> None:
-        async with self.db.write() as session:
+        async with self.db.write(urgent=True) as session:
             state = await session.get(MailboxState, mailbox)
             if state is not None:
                 return
@@ -103,7 +103,7 @@ class DatabaseMailboxStore(MailboxStore):
         self, mailbox: str, uidvalidity: int, messages: Sequence[FetchedMessage]
     ) -> None:
         crashpoint("after_fetch")
-        async with self.db.write() as session:
+        async with self.db.write(urgent=True) as session:
             existing = set(
                 (
                     await session.scalars(
@@ -172,7 +172,7 @@ class DatabaseMailboxStore(MailboxStore):
         self._run(self._relink(mailbox, uidvalidity, uid_by_message_id))
 
     async def _relink(self, mailbox: str, uidvalidity: int, mapping: dict[str, int]) -> None:
-        async with self.db.write() as session:
+        async with self.db.write(urgent=True) as session:
             for message_id, uid in mapping.items():
                 await session.execute(
                     update(InboundMessage)
@@ -194,7 +194,7 @@ class DatabaseMailboxStore(MailboxStore):
             f"UIDVALIDITY changed from {old.uidvalidity} to {new_uidvalidity}: the server "
             f"renumbered the folder; {relinked} known messages were re-linked by Message-ID"
         )
-        async with self.db.write() as session:
+        async with self.db.write(urgent=True) as session:
             state = await session.get(MailboxState, mailbox)
             if state is None:
                 return
@@ -228,7 +228,7 @@ class DatabaseMailboxStore(MailboxStore):
             log.warning("could not record status of %s: %s", status.mailbox, exc)
 
     async def _report(self, status: WatcherStatus) -> None:
-        async with self.db.write() as session:
+        async with self.db.write(urgent=True) as session:
             state = await session.get(MailboxState, status.mailbox)
             if state is None:
                 return

@@ -180,7 +180,7 @@ class OutboxWorker:
 
     async def _hand_back(self, outbox_ids: list[int]) -> None:
         """Unsent rows of our batch go back to ``pending`` for whoever runs next."""
-        async with self.db.write() as session:
+        async with self.db.write(urgent=True) as session:
             for outbox_id in outbox_ids:
                 row = await session.get(OutboxMessage, outbox_id, with_for_update=True)
                 if row is not None and row.status == "sending" and row.lease_owner == self.identity:
@@ -202,7 +202,7 @@ class OutboxWorker:
 
     async def _claim(self, limit: int) -> list[int]:
         now = self.clock()
-        async with self.db.write() as session:
+        async with self.db.write(urgent=True) as session:
             query = (
                 select(OutboxMessage)
                 .where(
@@ -268,7 +268,7 @@ class OutboxWorker:
         return await self._sent(outbox_id, result.reply)
 
     async def _sent(self, outbox_id: int, reply: str) -> SendResult:
-        async with self.db.write() as session:
+        async with self.db.write(urgent=True) as session:
             row = await session.get(OutboxMessage, outbox_id)
             assert row is not None
             row.status = "sent"
@@ -294,7 +294,7 @@ class OutboxWorker:
         return SendResult(outbox_id, "sent", reply)
 
     async def _failed(self, outbox_id: int, error: DeliveryError) -> SendResult:
-        async with self.db.write() as session:
+        async with self.db.write(urgent=True) as session:
             row = await session.get(OutboxMessage, outbox_id)
             assert row is not None
             row.last_error = error.reply[:1000]
@@ -326,7 +326,7 @@ class OutboxWorker:
 
 async def retry_failed(worker: OutboxWorker, outbox_id: int) -> SendResult:
     """Operator's re-send of one row (``codered outbox retry ID``): same bytes, same Message-ID."""
-    async with worker.db.write() as session:
+    async with worker.db.write(urgent=True) as session:
         row = await session.get(OutboxMessage, outbox_id)
         if row is None:
             raise LookupError(f"no outbox message with id {outbox_id}")
@@ -353,7 +353,7 @@ async def send_now(worker: OutboxWorker, outbox_id: int) -> SendResult | None:
     """Send one pending row at once (``codered drafts approve``), unless a running service
     has already claimed it: then None, and that service delivers it."""
     now = worker.clock()
-    async with worker.db.write() as session:
+    async with worker.db.write(urgent=True) as session:
         row = await session.get(OutboxMessage, outbox_id, with_for_update=True)
         if row is None:
             raise LookupError(f"no outbox message with id {outbox_id}")

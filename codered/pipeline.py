@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, tzinfo
@@ -44,7 +45,9 @@ __all__ = ["Classifier", "Outcome", "Pipeline"]
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
-"""Messages recorded per transaction while mail is waiting."""
+"""Messages read and parsed together while mail is waiting."""
+TRANSACTION_SECONDS = 0.1
+"""How long one transaction of decisions may grow before it commits and lets others write."""
 
 # Rules after which a model's opinion could change the outcome; guards decide without one.
 _MODEL_MATTERS = frozenset(
@@ -144,29 +147,49 @@ class Pipeline:
     async def _record_batch(
         self, items: list[tuple[int, InboundEmail, Decision | None, Classification]]
     ) -> list[Outcome]:
+        """Record ``items`` in as few transactions as possible, each held at most about
+        TRANSACTION_SECONDS so that the writers that store mail and mark sends go between."""
         recorded: list[Outcome] = []
         failed: list[tuple[int, str]] = []
-        try:
-            async with self.db.write() as session:
-                for inbound_id, email, decision, classification in items:
-                    try:
-                        async with session.begin_nested():
-                            outcome = await self._record_in(
-                                session, inbound_id, email, decision, classification
-                            )
-                    except Exception as exc:
-                        audit.forget_head(session)  # the savepoint took its entries back
-                        log.exception("recording inbound message %s failed", inbound_id)
-                        failed.append((inbound_id, f"cannot record decision: {exc!r}"))
-                        continue
+        start = 0
+        while start < len(items):
+            chunk: list[Outcome] = []
+            chunk_failed: list[tuple[int, str]] = []
+            end = start
+            try:
+                async with self.db.write() as session:
+                    began = time.monotonic()
+                    while end < len(items) and (
+                        end == start or time.monotonic() - began < TRANSACTION_SECONDS
+                    ):
+                        inbound_id, email, decision, classification = items[end]
+                        end += 1
+                        try:
+                            async with session.begin_nested():
+                                outcome = await self._record_in(
+                                    session, inbound_id, email, decision, classification
+                                )
+                        except Exception as exc:
+                            audit.forget_head(session)  # the savepoint took its entries back
+                            log.exception("recording inbound message %s failed", inbound_id)
+                            chunk_failed.append((inbound_id, f"cannot record decision: {exc!r}"))
+                            continue
+                        if outcome is not None:
+                            chunk.append(outcome)
+            except Exception:  # the commit itself failed: these one at a time, as before
+                log.exception("recording %d decisions failed; one by one", end - start)
+                for inbound_id, *_ in items[start:end]:
+                    outcome = await self.process(inbound_id)
                     if outcome is not None:
                         recorded.append(outcome)
-        except Exception:  # the batch's commit itself failed: one at a time, as before
-            log.exception("recording a batch of %d failed; recording one by one", len(items))
-            return [o for o in [await self.process(i) for i, *_ in items] if o is not None]
-        crashpoint("after_decision_commit")
-        if any(o.action == Action.ACKNOWLEDGE.value for o in recorded):
-            self.on_outbox()
+                start = end
+                continue
+            crashpoint("after_decision_commit")
+            if any(o.action == Action.ACKNOWLEDGE.value for o in chunk):
+                self.on_outbox()
+            recorded += chunk
+            failed += chunk_failed
+            start = end
         for inbound_id, reason in failed:
             outcome = await self._dead_letter(inbound_id, reason)
             if outcome is not None:

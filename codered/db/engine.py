@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from codered.db.write_lock import WriteLock
 
 __all__ = ["Database"]
 
@@ -72,13 +73,20 @@ class Database:
         # SQLite has one writer at a time anyway; serialising our own writers in-process
         # avoids "database is locked" between the watcher thread's commits and the workers,
         # and keeps the audit chain linear.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock = WriteLock() if self.is_sqlite else None
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on any error."""
+    async def write(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        ``urgent`` (storing fetched mail, recording a send) goes ahead of waiting ordinary
+        writers on SQLite; on PostgreSQL writers do not queue in-process at all."""
         if self._write_lock is not None:
-            async with self._write_lock, self.write_sessions() as session, session.begin():
+            async with (
+                self._write_lock.hold(urgent=urgent),
+                self.write_sessions() as session,
+                session.begin(),
+            ):
                 yield session
         else:
             async with self.write_sessions() as session, session.begin():
