@@ -245,7 +245,11 @@ class Service:
         log.info("codered serves %d mailbox(es)", len(watch_tasks))
         if self.hooks.on_ready is not None:
             self.hooks.on_ready()
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = [
+            # The language model file and the lexicon take most of a second to load; load
+            # them now, so the first complaint is not the one that waits for it.
+            asyncio.create_task(asyncio.to_thread(_warm_up), name="warm-up-offline"),
+        ]
         if self.pipeline.classifier is not None:
             # Load the model client in the background now, not when the first complaint waits.
             tasks.append(asyncio.create_task(self.pipeline.classifier.prepare(), name="warm-up"))
@@ -376,6 +380,14 @@ class Service:
             except Exception:
                 log.exception("policy clock pass failed; retrying shortly")
             await _wait(self._policy_wakeup, max(0.05, next_full - loop.time()))
+
+
+def _warm_up() -> None:
+    from inbox.language import detect_language
+    from policies.detect import classify_offline
+
+    detect_language("Our service has been down since this morning and nobody answers.")
+    classify_offline("warm-up", "Our service has been down since this morning.")
 
 
 async def _stop_watching(watcher: MailboxWatcher, watching: asyncio.Task[None]) -> None:
