@@ -23,6 +23,7 @@ from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 from typing import Any
 
+from inbox.imap import input_pending, take_exists_reports
 from tests.bench.servers import BenchError, ImapServer
 
 __all__ = ["FloorRelay"]
@@ -145,24 +146,7 @@ class FloorRelay:
 
 
 def _already_told(client: Any) -> bool:
-    """Whether the server already announced new mail where ``select`` cannot see it.
-
-    imaplib files an untagged ``EXISTS`` that arrived during another command in
-    ``untagged_responses``, and may hold lines that came with the IDLE continuation in
-    its read buffer; either means "search now". (Internals, so anything odd is "no".)"""
-    imap = getattr(client, "_imap", None)
-    responses = getattr(imap, "untagged_responses", None)
-    if isinstance(responses, dict) and responses.pop("EXISTS", None):
-        return True
-    peek = getattr(getattr(imap, "file", None), "peek", None)
-    if peek is None:
-        return False
-    sock = client.socket()
-    timeout = sock.gettimeout()
-    try:
-        sock.setblocking(False)
-        return bool(peek(1))
-    except (OSError, ValueError):
-        return False
-    finally:
-        sock.settimeout(timeout)
+    """Whether the server already announced new mail where ``select`` cannot see it:
+    an untagged ``EXISTS`` filed during another command, or lines buffered with the IDLE
+    continuation. The same imaplib internals the watcher reads, so one helper serves."""
+    return take_exists_reports(client) or input_pending(client)

@@ -11,21 +11,23 @@ from __future__ import annotations
 import base64
 import json
 import warnings
-from datetime import UTC, datetime
 from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from codered.embedded import ReceivedMail, SmtpSink, free_port
+from codered.embedded import SmtpSink, _Recorder, free_port
 from tests.support.oauth_servers import Authority
 
 __all__ = ["XOAuthSmtpSink"]
 
 
-class _XOAuthHandler:
+class _XOAuthHandler(_Recorder):
+    """Records mail like the sink's own handler; adds the XOAUTH2 mechanism."""
+
     def __init__(self, sink: XOAuthSmtpSink) -> None:
-        self._sink = sink
+        super().__init__(sink)
+        self._sink: XOAuthSmtpSink = sink
 
     async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
         """``AUTH XOAUTH2 <base64>``: the whole credential comes as the initial response."""
@@ -51,18 +53,6 @@ class _XOAuthHandler:
         return AuthResult(
             success=False, handled=False, message="535 5.7.8 Username and token not accepted"
         )
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        raw = envelope.original_content or envelope.content or b""
-        self._sink._record(
-            ReceivedMail(
-                envelope_from=str(envelope.mail_from or ""),
-                recipients=tuple(str(r) for r in envelope.rcpt_tos),
-                raw=bytes(raw),
-                received_at=datetime.now(UTC),
-            )
-        )
-        return "250 2.0.0 accepted"
 
 
 class XOAuthSmtpSink(SmtpSink):
