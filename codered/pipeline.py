@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -23,22 +23,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from codered import audit
 from codered.crashpoints import crashpoint
 from codered.db.engine import Database
-from codered.db.models import DeadLetter, InboundMessage, Incident, utcnow
+from codered.db.models import DeadLetter, InboundMessage, utcnow
 from codered.facts import gather_facts
-from codered.outbox import outbox_row
-from codered.owners import assign_owner
-from codered.promises import record_promise
+from codered.incident_opening import IncidentOpener
 from codered.settings import Settings
-from codered.threads import find_thread_incident
-from inbox.language import detect_language
-from inbox.message import EmailAddress, InboundEmail, ParseError
+from inbox.message import InboundEmail, ParseError
 from inbox.parse import parse_email
-from mailer.acknowledgement import normalize_language
-from mailer.compose import AcknowledgementFacts, ComposedMessage, compose_acknowledgement
 from policies.detect import classify_offline
-from policies.model import Action, Category, Classification, Decision, Facts, RuleHit, Severity
+from policies.model import Action, Classification, Decision, Facts, RuleHit
 from policies.table import decide
-from policies.timeline import BusinessCalendar, customer_zone, reply_by
 
 __all__ = ["Classifier", "Outcome", "Pipeline"]
 
@@ -91,14 +84,7 @@ class Pipeline:
         self.classifier = classifier
         self.on_outbox = on_outbox or (lambda: None)
         self.clock = clock
-        self._calendars = {
-            m.name: settings.for_mailbox(m.name).company.calendar() for m in settings.mailboxes
-        }
-        self._calendars[""] = settings.company.calendar()
-
-    def _calendar(self, mailbox: str) -> BusinessCalendar:
-        """The mailbox's business calendar (its own hours and zone where it sets them)."""
-        return self._calendars.get(mailbox, self._calendars[""])
+        self.opener = IncidentOpener(settings, clock)
 
     async def process_pending(self, limit: int = 200) -> list[Outcome]:
         """Process up to ``limit`` pending messages in arrival order, in batches.
@@ -288,7 +274,7 @@ class Pipeline:
         elif decision is None or decision.action in (Action.ACKNOWLEDGE, Action.HOLD):
             facts = await self._facts(session, row.mailbox, email)
             decision = decide(email, facts, classification)
-        incident = await self._apply(session, row, email, decision)
+        incident = await self.opener.apply(session, row, email, decision)
         row.status = "processed"
         row.processed_at = self.clock()
         row.action = decision.action.value
@@ -330,146 +316,6 @@ class Pipeline:
             )
             .limit(1)
         )
-
-    async def _apply(
-        self, session: AsyncSession, row: InboundMessage, email: InboundEmail, decision: Decision
-    ) -> Incident | None:
-        if decision.action is Action.ATTACH:
-            return await find_thread_incident(session, email)
-        if decision.action not in (Action.ACKNOWLEDGE, Action.HOLD):
-            return None
-        incident = await self._open_incident(session, row, email, decision)
-        if decision.action is Action.HOLD:
-            incident.status = "held"
-            incident.held_reason = decision.reason
-            await audit.append(
-                session,
-                "incident.held",
-                {"rule": decision.deciding_rule, "reason": decision.reason},
-                incident_id=incident.id,
-            )
-            if decision.deciding_rule == "global_circuit_breaker":
-                await audit.append(session, "alert.circuit_breaker", {"reason": decision.reason})
-                log.error("automatic acknowledgements stopped: %s", decision.reason)
-            return incident
-        composed = self._compose(row, email, incident)
-        ack = outbox_row(
-            composed,
-            incident_id=incident.id,
-            kind="acknowledgement",
-            mailbox=row.mailbox,
-            due=self.clock(),
-        )
-        session.add(ack)
-        await session.flush()
-        incident.acknowledged_at = self.clock()
-        await record_promise(
-            session,
-            incident_id=incident.id,
-            due_at=incident.reply_by,
-            stated_at=incident.acknowledged_at,
-            source="acknowledgement",
-            outbox_id=ack.id,
-        )
-        await audit.append(
-            session,
-            "acknowledgement.queued",
-            {
-                "message_id": composed.message_id,
-                "to": list(composed.recipients),
-                "subject": composed.subject,
-                "reply_by": incident.reply_by.isoformat(),
-            },
-            incident_id=incident.id,
-        )
-        return incident
-
-    async def _open_incident(
-        self, session: AsyncSession, row: InboundMessage, email: InboundEmail, decision: Decision
-    ) -> Incident:
-        classification = decision.classification
-        assert classification is not None and email.reply_address is not None
-        received = self.clock()
-        local = self.settings.for_mailbox(row.mailbox)
-        promised = reply_by(
-            received,
-            classification.severity,
-            self._calendar(row.mailbox),
-            local.timeline.targets(),
-            buffer=local.timeline.buffer,
-        )
-        offset = email.date.utcoffset() if email.date else None
-        incident = Incident(
-            reference="pending",
-            mailbox=row.mailbox,
-            customer_email=email.reply_address.email,
-            customer_name=email.reply_address.name[:256],
-            subject=email.subject[:2000],
-            category=classification.category.value if classification.category else None,
-            severity=classification.severity.value,
-            confidence=classification.confidence,
-            language=detect_language(email.new_text),
-            status="acknowledged",
-            opened_at=received,
-            reply_by=promised,
-            customer_utc_offset_minutes=int(offset.total_seconds() // 60)
-            if offset is not None
-            else None,
-        )
-        session.add(incident)
-        await session.flush()
-        incident.reference = f"{self.settings.limits.reference_prefix}-{1000 + incident.id}"
-        incident.owner = assign_owner(local, incident.customer_email, incident.id)
-        incident.status_changed_at = received
-        await session.flush()
-        await audit.append(
-            session,
-            "incident.opened",
-            {
-                "reference": incident.reference,
-                "customer": incident.customer_email,
-                "category": incident.category,
-                "severity": incident.severity,
-                "confidence": incident.confidence,
-                "reply_by": promised.isoformat(),
-                "signals": list(classification.signals),
-                "classified_by": classification.source,
-                "owner": incident.owner,
-            },
-            incident_id=incident.id,
-        )
-        return incident
-
-    def _compose(
-        self, row: InboundMessage, email: InboundEmail, incident: Incident
-    ) -> ComposedMessage:
-        assert email.reply_address is not None
-        mailbox = self.settings.mailbox(row.mailbox)
-        from_address = EmailAddress(
-            mailbox.address.lower(), self.settings.sender_name(mailbox.name)
-        )
-        return compose_acknowledgement(
-            AcknowledgementFacts(
-                reference=incident.reference,
-                customer=email.reply_address,
-                original_subject=email.subject,
-                original_message_id=email.message_id,
-                original_references=email.references,
-                category=Category(incident.category) if incident.category else None,
-                severity=Severity(incident.severity),
-                reply_by=incident.reply_by,
-                display_tz=self._display_tz(incident),
-                language=incident.language,
-                company_name=self.settings.for_mailbox(mailbox.name).company.name,
-                from_address=from_address,
-                template=mailbox.acknowledgement_template(normalize_language(incident.language)),
-            ),
-            now=self.clock(),
-        )
-
-    def _display_tz(self, incident: Incident) -> tzinfo:
-        zone = self._calendar(incident.mailbox).tz
-        return customer_zone(incident.customer_utc_offset_minutes, zone)
 
     async def _dead_letter(self, inbound_id: int, reason: str) -> Outcome | None:
         async with self.db.write() as session:
