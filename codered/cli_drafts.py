@@ -147,7 +147,7 @@ def drafts_create(
     settings = load_cli_settings(config)
     source = _read_text(text, text_file)
     from codered.drafts import DraftingWorker, make_drafter, request_draft
-    from codered.outbox import worker_identity
+    from codered.leaseholders import worker_identity
     from drafting.kinds import DraftKind
 
     async def _work(db: Any) -> dict[str, Any]:

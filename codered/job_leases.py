@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from codered.db.engine import Database
 from codered.db.models import JobLease
-from codered.outbox import holder_is_dead
+from codered.leaseholders import holder_is_dead
 
 __all__ = ["claim_lease", "release_lease"]
 

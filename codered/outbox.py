@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +24,7 @@ from codered import audit
 from codered.crashpoints import crashpoint
 from codered.db.engine import Database
 from codered.db.models import Incident, OutboxMessage, utcnow
+from codered.leaseholders import holder_is_dead, worker_identity
 from codered.promises import settle_promises
 from mailer.compose import ComposedMessage
 from mailer.deliver import DeliveryError, SmtpServer, deliver
@@ -38,42 +36,9 @@ __all__ = [
     "outbox_row",
     "retry_failed",
     "send_now",
-    "worker_identity",
 ]
 
 log = logging.getLogger(__name__)
-
-
-_OUR_IDENTITIES: set[str] = set()
-"""Identities handed out in this process: a lease with our pid but another identity was
-left by an earlier process that had the same pid (common after a container restart)."""
-
-
-def worker_identity() -> str:
-    """``host:pid:random``: unique per process, and tells us whether a lease holder may be alive."""
-    identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    _OUR_IDENTITIES.add(identity)
-    return identity
-
-
-def holder_is_dead(owner: str | None) -> bool:
-    """A lease held by a process on this host that no longer exists can be taken at once."""
-    if not owner:
-        return True
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner not in _OUR_IDENTITIES
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def outbox_row(

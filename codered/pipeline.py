@@ -170,9 +170,7 @@ class Pipeline:
                         recorded.append(outcome)
                 start = end
                 continue
-            crashpoint("after_decision_commit")
-            if any(o.action == Action.ACKNOWLEDGE.value for o in chunk):
-                self.on_outbox()
+            self._committed(chunk)
             recorded += chunk
             failed += chunk_failed
             start = end
@@ -246,10 +244,14 @@ class Pipeline:
             outcome = await self._record_in(
                 session, inbound_id, email, decision, decision.classification
             )
-        crashpoint("after_decision_commit")
-        if outcome is not None and outcome.action == Action.ACKNOWLEDGE.value:
-            self.on_outbox()
+        self._committed([outcome] if outcome is not None else [])
         return outcome
+
+    def _committed(self, outcomes: list[Outcome]) -> None:
+        """After decisions committed: wake the outbox when one of them is an acknowledgement."""
+        crashpoint("after_decision_commit")
+        if any(o.action == Action.ACKNOWLEDGE.value for o in outcomes):
+            self.on_outbox()
 
     async def _record_in(
         self,

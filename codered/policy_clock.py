@@ -25,9 +25,9 @@ from codered.db.models import Call, Draft, Incident, OutboxMessage, PolicyEvent,
 from codered.drafts import request_draft
 from codered.escalations import Escalator
 from codered.job_leases import claim_lease
+from codered.leaseholders import worker_identity
 from codered.lifecycle import OPEN_STATES
 from codered.notifications import queue_internal_mail
-from codered.outbox import worker_identity
 from codered.policy_events import once
 from codered.settings import Settings
 from drafting.kinds import DraftKind
@@ -107,6 +107,12 @@ class PolicyClock:
         within a couple of minutes."""
         return self.settings.policies.clock_seconds * 3 + 60
 
+    async def _holds_lease(self, now: datetime) -> bool:
+        """Claim or renew the clock's lease; False while another live process holds it."""
+        return await claim_lease(
+            self.db, CLOCK_LEASE, self.identity, now=now, seconds=self.lease_seconds
+        )
+
     def _longest_lead(self) -> timedelta:
         leads = [
             self.settings.for_mailbox(m.name).policies.promise_lead_minutes
@@ -118,9 +124,7 @@ class PolicyClock:
         """Only the escalation check of new incidents (the service runs it as soon as an
         incident opens; everything else waits for the next :meth:`tick`)."""
         now = self.clock()
-        if not await claim_lease(
-            self.db, CLOCK_LEASE, self.identity, now=now, seconds=self.lease_seconds
-        ):
+        if not await self._holds_lease(now):
             return []
         done = await self.escalator.pending(now)
         if done:
@@ -131,9 +135,7 @@ class PolicyClock:
         """One pass of every policy, when this process holds the clock's lease (one process
         at a time runs it; the others stand by); returns the keys of what it did."""
         now = self.clock()
-        if not await claim_lease(
-            self.db, CLOCK_LEASE, self.identity, now=now, seconds=self.lease_seconds
-        ):
+        if not await self._holds_lease(now):
             return []
         done: list[str] = []
         for step in (self._calls, self._cadence, self._promises, self.escalator.pending):

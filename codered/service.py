@@ -24,10 +24,11 @@ from codered.db.migrate import upgrade
 from codered.drafts import DraftingWorker, make_drafter
 from codered.filing import MailboxFiler
 from codered.job_leases import release_lease
+from codered.leaseholders import worker_identity
 from codered.mailbox_lock import hold_mailbox
 from codered.mailstore import DatabaseMailboxStore
 from codered.notifications import queue_alert_mail
-from codered.outbox import OutboxWorker, worker_identity
+from codered.outbox import OutboxWorker
 from codered.pipeline import Classifier, Outcome, Pipeline
 from codered.policy_clock import CLOCK_LEASE, PolicyClock
 from codered.settings import MailboxSettings, Settings
