@@ -83,7 +83,7 @@ def _google(box: Any, scopes: list[str]) -> Mapping[str, Any]:
 
 @auth_app.command("login")
 def auth_login(
-    mailbox: Annotated[str, typer.Option("--mailbox", help="The [[mailboxes]] name.")],
+    mailbox: Annotated[str, typer.Option("--mailbox", help="The mailbox's configured name.")],
     provider: Annotated[
         str, typer.Option("--provider", help="google or microsoft (default: the mailbox's).")
     ] = "",
