@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from codered.db.models import AuditEntry, utcnow
 
-__all__ = ["GENESIS", "VerifyResult", "append", "entry_hash", "verify"]
+__all__ = ["GENESIS", "VerifyResult", "append", "append_sync", "entry_hash", "verify"]
 
 GENESIS = "0" * 64
 _HEAD = "codered.audit.head"
@@ -60,6 +60,20 @@ async def append(
     actor: str = "codered",
     incident_id: int | None = None,
 ) -> AuditEntry:
+    """Add one entry inside the caller's transaction; see :func:`append_sync`."""
+    if session.sync_session.info.get(_HEAD) is not None:  # no statement to run: no greenlet
+        return append_sync(session.sync_session, kind, data, actor=actor, incident_id=incident_id)
+    return await session.run_sync(append_sync, kind, data, actor=actor, incident_id=incident_id)
+
+
+def append_sync(
+    session: Session,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    actor: str = "codered",
+    incident_id: int | None = None,
+) -> AuditEntry:
     """Add one entry inside the caller's transaction, so it commits with the change it records.
 
     The chain's head is read once per transaction and then kept in ``session.info``:
@@ -69,8 +83,8 @@ async def append(
     if prev_hash is None:
         if session.get_bind().dialect.name == "postgresql":
             # Serialise appenders across processes so the chain stays a line, not a tree.
-            await session.execute(text("SELECT pg_advisory_xact_lock(7243101)"))
-        prev = await session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
+            session.execute(text("SELECT pg_advisory_xact_lock(7243101)"))
+        prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
         prev_hash = prev or GENESIS
     # Round-trip through JSON now so the hash covers exactly what the column will return.
     clean = json.loads(_canonical(data))
@@ -91,7 +105,7 @@ async def append(
     return entry
 
 
-def forget_head(session: AsyncSession) -> None:
+def forget_head(session: Session | AsyncSession) -> None:
     """After a savepoint rolled back: the kept head may be an entry that no longer exists."""
     session.info.pop(_HEAD, None)
 

@@ -12,15 +12,15 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.db.models import InboundMessage, Incident
 from codered.outbox import outbox_row
 from codered.owners import assign_owner
-from codered.promises import record_promise
+from codered.promises import record_promise_sync
 from codered.settings import Settings
-from codered.threads import find_thread_incident
+from codered.threads import find_thread_incident_sync
 from inbox.language import detect_language
 from inbox.message import EmailAddress, InboundEmail
 from mailer.acknowledgement import normalize_language
@@ -46,27 +46,29 @@ class IncidentOpener:
         """The mailbox's business calendar (its own hours and zone where it sets them)."""
         return self._calendars.get(mailbox, self._calendars[""])
 
-    async def apply(
-        self, session: AsyncSession, row: InboundMessage, email: InboundEmail, decision: Decision
+    def apply(
+        self, session: Session, row: InboundMessage, email: InboundEmail, decision: Decision
     ) -> Incident | None:
         """The incident ``decision`` concerns: the thread's for an attach, a new one for an
-        acknowledgement (with its outbox row and promise) or a hold, else None."""
+        acknowledgement (with its outbox row and promise) or a hold, else None.
+
+        Synchronous: it runs inside the pipeline's batch transaction on a worker thread."""
         if decision.action is Action.ATTACH:
-            return await find_thread_incident(session, email)
+            return find_thread_incident_sync(session, email)
         if decision.action not in (Action.ACKNOWLEDGE, Action.HOLD):
             return None
-        incident = await self._open(session, row, email, decision)
+        incident = self._open(session, row, email, decision)
         if decision.action is Action.HOLD:
             incident.status = "held"
             incident.held_reason = decision.reason
-            await audit.append(
+            audit.append_sync(
                 session,
                 "incident.held",
                 {"rule": decision.deciding_rule, "reason": decision.reason},
                 incident_id=incident.id,
             )
             if decision.deciding_rule == "global_circuit_breaker":
-                await audit.append(session, "alert.circuit_breaker", {"reason": decision.reason})
+                audit.append_sync(session, "alert.circuit_breaker", {"reason": decision.reason})
                 log.error("automatic acknowledgements stopped: %s", decision.reason)
             return incident
         composed = self._compose(row, email, incident)
@@ -77,10 +79,10 @@ class IncidentOpener:
             mailbox=row.mailbox,
             due=self.clock(),
         )
-        session.add(ack)
-        await session.flush()
         incident.acknowledged_at = self.clock()
-        await record_promise(
+        session.add(ack)
+        session.flush()
+        record_promise_sync(
             session,
             incident_id=incident.id,
             due_at=incident.reply_by,
@@ -88,7 +90,7 @@ class IncidentOpener:
             source="acknowledgement",
             outbox_id=ack.id,
         )
-        await audit.append(
+        audit.append_sync(
             session,
             "acknowledgement.queued",
             {
@@ -101,8 +103,8 @@ class IncidentOpener:
         )
         return incident
 
-    async def _open(
-        self, session: AsyncSession, row: InboundMessage, email: InboundEmail, decision: Decision
+    def _open(
+        self, session: Session, row: InboundMessage, email: InboundEmail, decision: Decision
     ) -> Incident:
         classification = decision.classification
         assert classification is not None and email.reply_address is not None
@@ -134,12 +136,12 @@ class IncidentOpener:
             else None,
         )
         session.add(incident)
-        await session.flush()
+        session.flush()
+        # Not flushed here: these go out with the next statement's flush (one UPDATE).
         incident.reference = f"{self.settings.limits.reference_prefix}-{1000 + incident.id}"
         incident.owner = assign_owner(local, incident.customer_email, incident.id)
         incident.status_changed_at = received
-        await session.flush()
-        await audit.append(
+        audit.append_sync(
             session,
             "incident.opened",
             {

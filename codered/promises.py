@@ -13,11 +13,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.db.models import OutboxMessage, Promise
 
-__all__ = ["promises_by_owner", "record_promise", "settle_promises"]
+__all__ = ["promises_by_owner", "record_promise", "record_promise_sync", "settle_promises"]
 
 
 async def record_promise(
@@ -29,6 +30,31 @@ async def record_promise(
     source: str,
     outbox_id: int | None,
 ) -> Promise:
+    """Record a promise in the caller's transaction; see :func:`record_promise_sync`."""
+
+    def record(sync_session: Session) -> Promise:
+        return record_promise_sync(
+            sync_session,
+            incident_id=incident_id,
+            due_at=due_at,
+            stated_at=stated_at,
+            source=source,
+            outbox_id=outbox_id,
+        )
+
+    return await session.run_sync(record)
+
+
+def record_promise_sync(
+    session: Session,
+    *,
+    incident_id: int,
+    due_at: datetime,
+    stated_at: datetime,
+    source: str,
+    outbox_id: int | None,
+) -> Promise:
+    """The promise "you will hear from us by ``due_at``", stated at ``stated_at``, audited."""
     promise = Promise(
         incident_id=incident_id,
         due_at=due_at,
@@ -38,8 +64,8 @@ async def record_promise(
         status="open",
     )
     session.add(promise)
-    await session.flush()
-    await audit.append(
+    session.flush()
+    audit.append_sync(
         session,
         "promise.stated",
         {"promise_id": promise.id, "due_at": due_at.isoformat(), "source": source},

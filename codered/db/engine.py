@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,10 +16,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, sessionmaker
 
 from codered.db.write_lock import WriteLock
 
 __all__ = ["Database"]
+
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -74,6 +78,7 @@ class Database:
         # avoids "database is locked" between the watcher thread's commits and the workers,
         # and keeps the audit chain linear.
         self._write_lock = WriteLock() if self.is_sqlite else None
+        self._sync_writes = _sync_write_sessions(url) if self.is_sqlite else None
 
     @asynccontextmanager
     async def write(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
@@ -92,6 +97,23 @@ class Database:
             async with self.write_sessions() as session, session.begin():
                 yield session
 
+    async def run_write(self, work: Callable[[Session], T], *, urgent: bool = False) -> T:
+        """Run ``work`` with a synchronous session in one transaction; commit, return its result.
+
+        Why: through aiosqlite every statement is a round trip to the driver's thread, about
+        0.35 ms against 0.03 ms for the same statement on a plain sqlite3 connection. A
+        transaction of many small statements (a batch of decisions) therefore runs whole on
+        one worker thread, with the standard driver, while the event loop goes on serving
+        IMAP and SMTP. On PostgreSQL (and in-memory SQLite) ``work`` runs on the async
+        session's connection instead, through ``run_sync``; the semantics are the same."""
+        if self._sync_writes is None:
+            async with self.write(urgent=urgent) as session:
+                return await session.run_sync(work)
+        assert self._write_lock is not None
+        sessions = self._sync_writes
+        async with self._write_lock.hold(urgent=urgent):
+            return await asyncio.to_thread(_in_transaction, sessions, work)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
@@ -101,3 +123,25 @@ class Database:
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
+        if self._sync_writes is not None:
+            bind = self._sync_writes.kw["bind"]
+            assert isinstance(bind, Engine)
+            bind.dispose()
+
+
+def _sync_write_sessions(url: str) -> sessionmaker[Session] | None:
+    """Sessions on the standard sqlite3 driver for the same file, set up exactly like the
+    async writers (pragmas, BEGIN IMMEDIATE); None for an in-memory database, which a
+    second connection could not see."""
+    parsed = make_url(url)
+    if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed.query):
+        return None
+    engine = create_engine(parsed.set(drivername="sqlite"), pool_size=2, max_overflow=2)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _begin_immediate)
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    with sessions() as session, session.begin():
+        return work(session)
