@@ -12,17 +12,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.db.engine import Database
 from codered.db.models import InboundMessage, Incident, PolicyEvent
-from codered.notifications import queue_internal_mail
-from codered.policy_events import once
+from codered.notifications import queue_internal_mail_sync
+from codered.policy_events import once_sync
 from codered.settings import Settings
 from inbox.message import ParseError
 from inbox.parse import parse_email
@@ -99,97 +102,112 @@ class Escalator:
         """Check up to CHECK_BATCH unchecked incidents; return what escalated and how many
         were looked at.
 
-        The facts (the first message parsed again, complaint counts) are read first, in a
-        read session, a bounded batch at a time; only the checks and escalations are then
-        written, in one short transaction. In an outage flood the writers that acknowledge
-        customers must not wait behind this."""
-        done: list[str] = []
-        payloads: list[tuple[str, dict[str, Any]]] = []
-        checked = select(PolicyEvent.incident_id).where(PolicyEvent.policy == "escalation_check")
-        async with self.db.read() as session:
-            incidents = (
-                await session.scalars(
-                    select(Incident)
-                    .where(Incident.opened_at >= now - CHECK_WINDOW, Incident.id.not_in(checked))
-                    .order_by(Incident.id)
-                    .limit(CHECK_BATCH)
-                )
-            ).all()
-            facts = [await self._facts(session, incident, now) for incident in incidents]
-        if not incidents:
-            return done, 0
-        async with self.db.write() as session:
-            for incident, known in zip(incidents, facts, strict=True):
-                key = f"escalation_check:{incident.reference}"
-                if not await once(session, key, "escalation_check", incident.id, {}):
-                    continue  # another pass checked it meanwhile
-                hits = escalate(known, self.rules(incident.mailbox))
-                if hits:  # one escalation per incident, however many rules fired
-                    live = await session.get(Incident, incident.id)
-                    assert live is not None
-                    payload = await self._escalate(session, live, hits, now)
-                    if payload is not None:
-                        done.append(f"escalated:{incident.reference}")
-                        url = self.settings.for_mailbox(incident.mailbox).policies.webhook_url
-                        if url:
-                            payloads.append((url, payload))
+        The facts (the first message parsed again, complaint counts, flags) are read first,
+        a bounded batch at a time and a few queries per batch, not per incident; only the
+        checks and escalations are then written, in one short transaction. In an outage
+        flood the writers that acknowledge customers must not wait behind this."""
+        batch = await self.db.run_read(partial(self._read_batch, now))
+        if not batch.incidents:
+            return [], 0
+        texts = await asyncio.to_thread(_first_texts, batch.first_raws)
+        facts = [self._facts(batch, incident, texts) for incident in batch.incidents]
+        done, payloads = await self.db.run_write(
+            partial(self._write_batch, batch.incidents, facts, now)
+        )
         for url, payload in payloads:
             await self._post(url, payload)
-        return done, len(incidents)
+        return done, len(batch.incidents)
 
-    async def _facts(
-        self, session: AsyncSession, incident: Incident, now: datetime
-    ) -> EscalationFacts:
-        first = await session.scalar(
-            select(InboundMessage.raw)
-            .where(InboundMessage.incident_id == incident.id)
-            .order_by(InboundMessage.id)
-            .limit(1)
+    def _read_batch(self, now: datetime, session: Session) -> _Batch:
+        checked = select(PolicyEvent.incident_id).where(PolicyEvent.policy == "escalation_check")
+        incidents = session.scalars(
+            select(Incident)
+            .where(Incident.opened_at >= now - CHECK_WINDOW, Incident.id.not_in(checked))
+            .order_by(Incident.id)
+            .limit(CHECK_BATCH)
+        ).all()
+        if not incidents:
+            return _Batch([], {}, {}, set())
+        ids = [incident.id for incident in incidents]
+        first = (
+            select(func.min(InboundMessage.id))
+            .where(InboundMessage.incident_id.in_(ids))
+            .group_by(InboundMessage.incident_id)
         )
-        text = incident.subject
-        if first:
-            with contextlib.suppress(
-                ParseError
-            ):  # it was parsed once; a dead letter has no incident
-                text += "\n" + (await asyncio.to_thread(parse_email, first)).new_text
-        windows: dict[int, int] = {}
-        domain = domain_of(incident.customer_email)
-        for days in required_windows(self.rules(incident.mailbox)):
-            windows[days] = int(
-                await session.scalar(
-                    select(func.count())
-                    .select_from(Incident)
-                    .where(
-                        Incident.customer_email.like(f"%@{domain}"),
-                        Incident.opened_at >= now - timedelta(days=days),
-                    )
+        raws = {
+            incident_id: raw
+            for incident_id, raw in session.execute(
+                select(InboundMessage.incident_id, InboundMessage.raw).where(
+                    InboundMessage.id.in_(first)
                 )
-                or 0
             )
+            if incident_id is not None
+        }
+        domains = {domain_of(incident.customer_email) for incident in incidents}
+        flagged_keys = session.scalars(
+            select(PolicyEvent.key).where(PolicyEvent.key.in_([f"at_risk:{d}" for d in domains]))
+        ).all()
+        windows = {days for i in incidents for days in required_windows(self.rules(i.mailbox))}
+        counts = _complaints_by_domain(session, domains, windows, now)
+        return _Batch(list(incidents), raws, counts, {k.partition(":")[2] for k in flagged_keys})
+
+    def _facts(self, batch: _Batch, incident: Incident, texts: dict[int, str]) -> EscalationFacts:
+        domain = domain_of(incident.customer_email)
         account = self.settings.account(incident.customer_email)
+        text = incident.subject
+        if incident.id in texts:
+            text += "\n" + texts[incident.id]
         return EscalationFacts(
             severity=incident.severity,
             category=incident.category,
             tier=account.tier if account else None,
-            at_risk=await at_risk(session, self.settings, incident.customer_email),
+            at_risk=bool(account is not None and account.at_risk) or domain in batch.flagged,
             text=text,
-            complaints_in_window=windows,
+            complaints_in_window={
+                days: batch.complaints.get((domain, days), 0)
+                for days in required_windows(self.rules(incident.mailbox))
+            },
         )
 
-    async def _escalate(
-        self, session: AsyncSession, incident: Incident, hits: list[EscalationHit], now: datetime
+    def _write_batch(
+        self,
+        incidents: list[Incident],
+        facts: list[EscalationFacts],
+        now: datetime,
+        session: Session,
+    ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+        done: list[str] = []
+        payloads: list[tuple[str, dict[str, Any]]] = []
+        for incident, known in zip(incidents, facts, strict=True):
+            key = f"escalation_check:{incident.reference}"
+            if not once_sync(session, key, "escalation_check", incident.id, {}):
+                continue  # another pass checked it meanwhile
+            hits = escalate(known, self.rules(incident.mailbox))
+            if hits:  # one escalation per incident, however many rules fired
+                live = session.get(Incident, incident.id)
+                assert live is not None
+                payload = self._escalate(session, live, hits, now)
+                if payload is not None:
+                    done.append(f"escalated:{incident.reference}")
+                    url = self.settings.for_mailbox(incident.mailbox).policies.webhook_url
+                    if url:
+                        payloads.append((url, payload))
+        return done, payloads
+
+    def _escalate(
+        self, session: Session, incident: Incident, hits: list[EscalationHit], now: datetime
     ) -> dict[str, Any] | None:
         key = f"escalated:{incident.reference}"
         reasons = list(dict.fromkeys(r for hit in hits for r in hit.reasons))
         data = {"rules": [hit.rule for hit in hits], "reasons": reasons}
-        if not await once(session, key, "escalation", incident.id, data):
+        if not once_sync(session, key, "escalation", incident.id, data):
             return None
         incident.escalated_at = incident.escalated_at or now
-        await audit.append(session, "incident.escalated", data, incident_id=incident.id)
+        audit.append_sync(session, "incident.escalated", data, incident_id=incident.id)
         if any(hit.mark_at_risk for hit in hits):
             domain = domain_of(incident.customer_email)
             rule = next(hit.rule for hit in hits if hit.mark_at_risk)
-            await once(
+            once_sync(
                 session,
                 f"at_risk:{domain}",
                 "at_risk",
@@ -208,7 +226,7 @@ class Escalator:
         unique = list(dict.fromkeys(people))
         link = f"{self.settings.policies.desk_url.rstrip('/')}/incidents/{incident.reference}"
         if unique:
-            await queue_internal_mail(
+            queue_internal_mail_sync(
                 session,
                 self.settings,
                 incident,
@@ -224,7 +242,7 @@ class Escalator:
                 ],
                 to=unique,
             )
-        from codered.webhook import escalation_payload
+        from codered.webhook import escalation_payload  # httpx loads only when needed
 
         return escalation_payload(
             reference=incident.reference,
@@ -248,3 +266,49 @@ class Escalator:
                 "notification.webhook",
                 {"url": url, "reference": payload.get("reference"), "result": repr(result)[:500]},
             )
+
+
+@dataclass
+class _Batch:
+    """What one escalation pass read for its incidents, before parsing and deciding."""
+
+    incidents: list[Incident]
+    first_raws: dict[int, bytes | None]
+    """Incident id → the raw bytes of its first message."""
+    complaints: dict[tuple[str, int], int]
+    """(domain, days) → incidents opened from that domain within that many days."""
+    flagged: set[str]
+    """Domains flagged at risk by an earlier escalation."""
+
+
+def _first_texts(raws: dict[int, bytes | None]) -> dict[int, str]:
+    """The new text of each incident's first message; one that no longer parses (it was
+    parsed once, when it arrived) simply contributes nothing."""
+    texts: dict[int, str] = {}
+    for incident_id, raw in raws.items():
+        if raw:
+            with contextlib.suppress(ParseError):
+                texts[incident_id] = parse_email(raw).new_text
+    return texts
+
+
+def _complaints_by_domain(
+    session: Session, domains: set[str], windows: set[int], now: datetime
+) -> dict[tuple[str, int], int]:
+    """How many incidents each of ``domains`` opened within each of ``windows`` days: one
+    query for the whole batch instead of a scan of the incidents per incident and window."""
+    if not domains or not windows:
+        return {}
+    rows = session.execute(
+        select(Incident.customer_email, Incident.opened_at).where(
+            Incident.opened_at >= now - timedelta(days=max(windows)),
+            or_(*(Incident.customer_email.like(f"%@{domain}") for domain in sorted(domains))),
+        )
+    ).all()
+    counts: dict[tuple[str, int], int] = {}
+    for email, opened_at in rows:
+        domain = domain_of(email)
+        for days in windows:
+            if domain in domains and opened_at >= now - timedelta(days=days):
+                counts[domain, days] = counts.get((domain, days), 0) + 1
+    return counts

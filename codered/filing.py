@@ -103,8 +103,10 @@ class MailboxFiler:
                 result["error"] = str(exc)
                 kind = "mailbox.filing_failed"
                 log.warning("outbox %s sent but not filed in %s: %s", outbox_id, box.name, exc)
-        async with self.db.write() as session:
-            await audit.append(session, kind, result, incident_id=row.incident_id)
+        incident_id = row.incident_id
+        await self.db.run_write(
+            lambda session: audit.append_sync(session, kind, result, incident_id=incident_id)
+        )
 
     async def _answered(self, session: AsyncSession, row: OutboxMessage) -> tuple[int, int] | None:
         """The customer's message this one answers: their latest before we wrote it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.db.models import Incident, utcnow
@@ -13,11 +14,31 @@ from codered.settings import Settings
 from inbox.message import EmailAddress
 from mailer.internal import compose_internal_notification
 
-__all__ = ["queue_alert_mail", "queue_internal_mail"]
+__all__ = ["queue_alert_mail", "queue_internal_mail", "queue_internal_mail_sync"]
 
 
 async def queue_internal_mail(
     session: AsyncSession,
+    settings: Settings,
+    incident: Incident,
+    *,
+    key: str,
+    subject: str,
+    lines: Sequence[str],
+    to: Sequence[tuple[str, str]],
+) -> int:
+    """Write one internal notification to the outbox; see :func:`queue_internal_mail_sync`."""
+
+    def queue(sync_session: Session) -> int:
+        return queue_internal_mail_sync(
+            sync_session, settings, incident, key=key, subject=subject, lines=lines, to=to
+        )
+
+    return await session.run_sync(queue)
+
+
+def queue_internal_mail_sync(
+    session: Session,
     settings: Settings,
     incident: Incident,
     *,
@@ -47,8 +68,8 @@ async def queue_internal_mail(
         due=now,
     )
     session.add(row)
-    await session.flush()
-    await audit.append(
+    session.flush()
+    audit.append_sync(
         session,
         "notification.queued",
         {"key": key, "to": list(composed.recipients), "subject": composed.subject},

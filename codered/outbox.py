@@ -16,9 +16,10 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.crashpoints import crashpoint
@@ -59,15 +60,15 @@ def outbox_row(
     )
 
 
-async def _after_summary(session: Any, row: OutboxMessage) -> None:
+def _after_summary(session: Session, row: OutboxMessage) -> None:
     """The four-question summary of a resolved incident went out: it is now summarized."""
     if row.kind != "reply.summary" or row.incident_id is None:
         return
-    incident = await session.get(Incident, row.incident_id)
+    incident = session.get(Incident, row.incident_id)
     if incident is not None and incident.status == "resolved":
         incident.status = "summarized"
         incident.status_changed_at = row.sent_at
-        await audit.append(
+        audit.append_sync(
             session,
             "incident.moved",
             {
@@ -166,44 +167,44 @@ class OutboxWorker:
         return max(0.0, (due - self.clock()).total_seconds())
 
     async def _claim(self, limit: int) -> list[int]:
-        now = self.clock()
-        async with self.db.write(urgent=True) as session:
-            query = (
-                select(OutboxMessage)
-                .where(
-                    or_(
-                        (OutboxMessage.status == "pending")
-                        & (OutboxMessage.next_attempt_at <= now),
-                        OutboxMessage.status == "sending",
-                    )
+        return await self.db.run_write(partial(self._claim_in, limit, self.clock()), urgent=True)
+
+    def _claim_in(self, limit: int, now: datetime, session: Session) -> list[int]:
+        """Claim up to ``limit`` due rows (and rows whose sender's lease lapsed) in ``session``."""
+        query = (
+            select(OutboxMessage)
+            .where(
+                or_(
+                    (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
+                    OutboxMessage.status == "sending",
                 )
-                .order_by(OutboxMessage.id)
-                .limit(limit * 4)
             )
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.scalars(query)).all()
-            claimed: list[int] = []
-            for row in rows:
-                if row.status == "sending":
-                    expired = row.lease_until is None or row.lease_until <= now
-                    if not expired and not holder_is_dead(row.lease_owner):
-                        continue
-                    log.warning(
-                        "outbox %s: reclaiming from %s (lease expired or holder gone); it may "
-                        "have been sent already, it will be re-sent with the same Message-ID",
-                        row.id,
-                        row.lease_owner,
-                    )
-                row.status = "sending"
-                row.lease_owner = self.identity
-                # Sent one after another: the k-th row of the batch waits for k sends
-                # (each bounded by the delivery deadline), so its lease covers them.
-                row.lease_until = now + self.lease * (len(claimed) + 1)
-                row.attempts += 1
-                claimed.append(row.id)
-                if len(claimed) >= limit:
-                    break
+            .order_by(OutboxMessage.id)
+            .limit(limit * 4)
+        )
+        if not self.db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        claimed: list[int] = []
+        for row in session.scalars(query).all():
+            if row.status == "sending":
+                expired = row.lease_until is None or row.lease_until <= now
+                if not expired and not holder_is_dead(row.lease_owner):
+                    continue
+                log.warning(
+                    "outbox %s: reclaiming from %s (lease expired or holder gone); it may "
+                    "have been sent already, it will be re-sent with the same Message-ID",
+                    row.id,
+                    row.lease_owner,
+                )
+            row.status = "sending"
+            row.lease_owner = self.identity
+            # Sent one after another: the k-th row of the batch waits for k sends
+            # (each bounded by the delivery deadline), so its lease covers them.
+            row.lease_until = now + self.lease * (len(claimed) + 1)
+            row.attempts += 1
+            claimed.append(row.id)
+            if len(claimed) >= limit:
+                break
         return claimed
 
     async def _send(self, outbox_id: int) -> SendResult:
@@ -233,30 +234,34 @@ class OutboxWorker:
         return await self._sent(outbox_id, result.reply)
 
     async def _sent(self, outbox_id: int, reply: str) -> SendResult:
-        async with self.db.write(urgent=True) as session:
-            row = await session.get(OutboxMessage, outbox_id)
-            assert row is not None
-            row.status = "sent"
-            row.sent_at = self.clock()
-            row.smtp_reply = reply[:1000]
-            row.lease_until = None
-            row.last_error = None
-            await settle_promises(session, row)
-            await _after_summary(session, row)
-            await audit.append(
-                session,
-                "mail.sent",
-                {
-                    "outbox_id": row.id,
-                    "kind": row.kind,
-                    "message_id": row.message_id,
-                    "to": row.recipients,
-                    "smtp_reply": row.smtp_reply,
-                    "attempts": row.attempts,
-                },
-                incident_id=row.incident_id,
-            )
+        await self.db.run_write(partial(self._sent_in, outbox_id, reply), urgent=True)
         return SendResult(outbox_id, "sent", reply)
+
+    def _sent_in(self, outbox_id: int, reply: str, session: Session) -> None:
+        """The server took the row: mark it sent, settle what it answers, audit it. One
+        short transaction, on a worker thread on SQLite (see ``Database.run_write``)."""
+        row = session.get(OutboxMessage, outbox_id)
+        assert row is not None
+        row.status = "sent"
+        row.sent_at = self.clock()
+        row.smtp_reply = reply[:1000]
+        row.lease_until = None
+        row.last_error = None
+        settle_promises(session, row)
+        _after_summary(session, row)
+        audit.append_sync(
+            session,
+            "mail.sent",
+            {
+                "outbox_id": row.id,
+                "kind": row.kind,
+                "message_id": row.message_id,
+                "to": row.recipients,
+                "smtp_reply": row.smtp_reply,
+                "attempts": row.attempts,
+            },
+            incident_id=row.incident_id,
+        )
 
     async def _failed(self, outbox_id: int, error: DeliveryError) -> SendResult:
         async with self.db.write(urgent=True) as session:

@@ -74,12 +74,14 @@ def record_promise_sync(
     return promise
 
 
-async def settle_promises(session: AsyncSession, sent: OutboxMessage) -> list[Promise]:
-    """``sent`` (a human reply) has just gone out: settle the promises it answers."""
+def settle_promises(session: Session, sent: OutboxMessage) -> list[Promise]:
+    """``sent`` (a human reply) has just gone out: settle the promises it answers.
+
+    Synchronous: it runs in the outbox's transaction on a worker thread."""
     if sent.incident_id is None or not sent.kind.startswith("reply.") or sent.sent_at is None:
         return []
     rows = (
-        await session.scalars(
+        session.scalars(
             select(Promise)
             .where(
                 Promise.incident_id == sent.incident_id,
@@ -97,7 +99,7 @@ async def settle_promises(session: AsyncSession, sent: OutboxMessage) -> list[Pr
         promise.settled_at = sent.sent_at
         promise.settled_by_outbox_id = sent.id
         settled.append(promise)
-        await audit.append(
+        audit.append_sync(
             session,
             f"promise.{promise.status}",
             {

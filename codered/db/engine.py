@@ -78,7 +78,8 @@ class Database:
         # avoids "database is locked" between the watcher thread's commits and the workers,
         # and keeps the audit chain linear.
         self._write_lock = WriteLock() if self.is_sqlite else None
-        self._sync_writes = _sync_write_sessions(url) if self.is_sqlite else None
+        self._sync_writes = _sync_sessions(url, _begin_immediate) if self.is_sqlite else None
+        self._sync_reads = _sync_sessions(url, _begin_deferred) if self.is_sqlite else None
 
     @asynccontextmanager
     async def write(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
@@ -114,6 +115,13 @@ class Database:
         async with self._write_lock.hold(urgent=urgent):
             return await asyncio.to_thread(_in_transaction, sessions, work)
 
+    async def run_read(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` with a synchronous read session; see :meth:`run_write` for why."""
+        if self._sync_reads is None:
+            async with self.read() as session:
+                return await session.run_sync(work)
+        return await asyncio.to_thread(_in_transaction, self._sync_reads, work)
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
@@ -123,22 +131,23 @@ class Database:
         await self.engine.dispose()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
-        if self._sync_writes is not None:
-            bind = self._sync_writes.kw["bind"]
-            assert isinstance(bind, Engine)
-            bind.dispose()
+        for sessions in (self._sync_writes, self._sync_reads):
+            if sessions is not None:
+                bind = sessions.kw["bind"]
+                assert isinstance(bind, Engine)
+                bind.dispose()
 
 
-def _sync_write_sessions(url: str) -> sessionmaker[Session] | None:
+def _sync_sessions(url: str, begin: Callable[[Any], None]) -> sessionmaker[Session] | None:
     """Sessions on the standard sqlite3 driver for the same file, set up exactly like the
-    async writers (pragmas, BEGIN IMMEDIATE); None for an in-memory database, which a
-    second connection could not see."""
+    async ones (pragmas, and ``begin``: IMMEDIATE for writers); None for an in-memory
+    database, which a second connection could not see."""
     parsed = make_url(url)
     if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed.query):
         return None
     engine = create_engine(parsed.set(drivername="sqlite"), pool_size=2, max_overflow=2)
     event.listen(engine, "connect", _sqlite_pragmas)
-    event.listen(engine, "begin", _begin_immediate)
+    event.listen(engine, "begin", begin)
     return sessionmaker(engine, expire_on_commit=False)
 
 
