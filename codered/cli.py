@@ -1,15 +1,17 @@
-"""The ``codered`` command. Heavy imports live inside commands so ``--help`` stays instant."""
+"""The ``codered`` command. Heavy imports live inside commands so ``--help`` stays instant.
+
+"Heavy" includes asyncio, logging and rich: ``--help`` (and every group's or command's
+``--help``) imports only typer and the ``codered.cli*`` modules that define the command
+tree, and prints click's plain help (see :class:`~codered.cli_support.PlainHelpGroup`).
+``tests/codered/test_cli_startup.py`` holds it to that.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from codered.cli_audit import audit_app
 from codered.cli_auth import auth_app
@@ -21,8 +23,10 @@ from codered.cli_support import (
     ConfigOption,
     JsonOption,
     LimitOption,
+    command_group,
     console,
     err,
+    escape,
     load_cli_settings,
     print_rows,
     run_async,
@@ -32,17 +36,14 @@ from codered.cli_users import tokens_app, users_app
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
+app = command_group(
+    "Detect customer complaints in support mailboxes and acknowledge each with a timeline.",
     name="codered",
-    help="Detect customer complaints in support mailboxes and acknowledge each with a timeline.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-incidents_app = typer.Typer(help="Incidents opened from complaints.", no_args_is_help=True)
-outbox_app = typer.Typer(help="Outgoing mail.", no_args_is_help=True)
-deadletters_app = typer.Typer(help="Messages that could not be processed.", no_args_is_help=True)
+db_app = command_group("Database schema.")
+incidents_app = command_group("Incidents opened from complaints.")
+outbox_app = command_group("Outgoing mail.")
+deadletters_app = command_group("Messages that could not be processed.")
 app.add_typer(db_app, name="db")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(outbox_app, name="outbox")
@@ -60,6 +61,8 @@ app.add_typer(calls_app, name="calls")
 
 
 def _setup_logging(verbose: bool, log_format: str = "text", settings: Any = None) -> None:
+    import logging
+
     from codered.logs import NOISY, JsonFormatter, RedactSecrets, secrets_of
 
     handler: logging.Handler
@@ -69,7 +72,7 @@ def _setup_logging(verbose: bool, log_format: str = "text", settings: Any = None
     else:
         from rich.logging import RichHandler
 
-        handler = RichHandler(console=err, show_path=False, rich_tracebacks=False)
+        handler = RichHandler(console=err(), show_path=False, rich_tracebacks=False)
     handler.addFilter(RedactSecrets(secrets_of(settings) if settings is not None else []))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -91,7 +94,7 @@ def run(
     """Run the service: watch every mailbox, acknowledge complaints, deliver the outbox."""
     settings = load_cli_settings(config)
     if log_format not in ("text", "json"):
-        err.print("[bold red]error:[/] --log-format is text or json", highlight=False)
+        err().print("[bold red]error:[/] --log-format is text or json", highlight=False)
         raise typer.Exit(2)
     _setup_logging(verbose, log_format, settings)
     from codered.crashpoints import check_environment
@@ -100,8 +103,11 @@ def run(
     try:
         check_environment()
     except ValueError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err().print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
+
+    import asyncio
+    import signal
 
     async def _main() -> None:
         stop = asyncio.Event()
@@ -126,7 +132,7 @@ def check(config: ConfigOption = None) -> None:
             if not result.ok
             else ("[yellow]WARN[/]" if result.warning else "[green] OK [/]")
         )
-        console.print(f"{mark} {escape(result.name)}: {escape(result.detail)}", highlight=False)
+        console().print(f"{mark} {escape(result.name)}: {escape(result.detail)}", highlight=False)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -143,7 +149,7 @@ def demo(
     """Run codered against an embedded mailbox and SMTP sink with a dozen sample emails."""
     from codered.demo import run_demo
 
-    raise typer.Exit(run_demo(console, duration=duration, data_dir=data_dir))
+    raise typer.Exit(run_demo(console(), duration=duration, data_dir=data_dir))
 
 
 @db_app.command("upgrade")
@@ -156,7 +162,7 @@ def db_upgrade(config: ConfigOption = None) -> None:
         return await current_revision(db)
 
     revision = run_async(with_db(settings, _work))
-    console.print(f"schema is at revision {revision} (newest: {head_revision()})")
+    console().print(f"schema is at revision {revision} (newest: {head_revision()})")
 
 
 @incidents_app.command("list")
@@ -241,9 +247,9 @@ def outbox_retry(
     try:
         result = run_async(with_db(settings, _work))
     except (LookupError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err().print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
-    console.print(
+    console().print(
         f"outbox {result.outbox_id}: {result.status} ({escape(result.detail)})", highlight=False
     )
     if result.status != "sent":
@@ -295,10 +301,10 @@ def deadletters_retry(
     try:
         outcome = run_async(with_db(settings, _work))
     except (LookupError, ValueError, RuntimeError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err().print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     ref = f" ({outcome.incident_reference})" if outcome.incident_reference else ""
-    console.print(
+    console().print(
         f"dead letter {dead_letter_id}: {outcome.action}{ref}: {escape(outcome.reason)}",
         highlight=False,
     )

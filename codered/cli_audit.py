@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
-from rich.markup import escape
 
 from codered.cli_support import (
     ConfigOption,
     JsonOption,
+    command_group,
     console,
     err,
+    escape,
     fail,
     load_cli_settings,
     login_name,
@@ -38,11 +39,8 @@ from codered.cli_support import (
 
 __all__ = ["audit_app"]
 
-audit_app = typer.Typer(
-    help="The hash-chained audit trail: verify that nothing was changed, export entries.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+audit_app = command_group(
+    "The hash-chained audit trail: verify that nothing was changed, export entries."
 )
 
 
@@ -93,11 +91,11 @@ def audit_verify(config: ConfigOption = None, as_json: JsonOption = False) -> No
         )
     elif result.ok:
         last = f"; last entry {head[0]}, hash {head[1]}" if head else ""
-        console.print(
+        console().print(
             f"audit trail intact: {result.entries} entries{last}", highlight=False, soft_wrap=True
         )
     else:
-        console.print(
+        console().print(
             f"audit trail BROKEN at entry {result.first_broken_id}: {result.problem} "
             f"(checked {result.entries} entries)",
             highlight=False,
@@ -255,6 +253,6 @@ def audit_export(
     except LookupError as exc:
         raise fail(str(exc)) from None
     if output is not None:
-        err.print(
+        err().print(
             f"exported {written} entries to {escape(str(output))}", highlight=False, soft_wrap=True
         )

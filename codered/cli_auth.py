@@ -15,11 +15,11 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from codered.cli_support import ConfigOption, console, fail, load_cli_settings
+from codered.cli_support import ConfigOption, command_group, console, fail, load_cli_settings
 
 __all__ = ["LoginError", "auth_app", "store_login"]
 
-auth_app = typer.Typer(help="OAuth2 sign-in for mailboxes.", no_args_is_help=True)
+auth_app = command_group("OAuth2 sign-in for mailboxes.")
 
 Provider = Literal["google", "microsoft"]
 
@@ -59,7 +59,7 @@ def _microsoft(box: Any, scopes: list[str]) -> Mapping[str, Any]:
     flow = app.initiate_device_flow(scopes=wanted)
     if "user_code" not in flow:
         raise LoginError(str(flow.get("error_description") or flow.get("error") or flow))
-    console.print(flow["message"], highlight=False)
+    console().print(flow["message"], highlight=False)
     result: Mapping[str, Any] = app.acquire_token_by_device_flow(flow)
     return result
 
@@ -108,4 +108,4 @@ def auth_login(
         store_login(settings, mailbox, chosen, answer)
     except LoginError as exc:
         raise fail(f"sign-in failed: {exc}") from None
-    console.print(f"mailbox {mailbox}: signed in with {chosen}; refresh token stored")
+    console().print(f"mailbox {mailbox}: signed in with {chosen}; refresh token stored")

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from codered.cli_support import (
     ConfigOption,
     JsonOption,
     LimitOption,
+    command_group,
     console,
+    escape,
     fail,
     load_cli_settings,
     login_name,
@@ -31,9 +32,8 @@ from codered.cli_support import (
 
 __all__ = ["drafts_app", "register_incident_commands"]
 
-drafts_app = typer.Typer(
-    help="Drafted replies waiting for a person: create, list, show, approve, reject.",
-    no_args_is_help=True,
+drafts_app = command_group(
+    "Drafted replies waiting for a person: create, list, show, approve, reject."
 )
 
 
@@ -81,42 +81,42 @@ def _read_text(text: str | None, path: Path | None) -> str | None:
 def _show(detail: dict[str, Any]) -> None:
     """A draft as a CSM reads it: the text, then what to look at before approving."""
     label = "template draft (no model)" if detail["template"] else f"model {detail['model']}"
-    console.print(
+    console().print(
         f"[bold]draft {detail['id']}[/] · {detail['incident']} · {detail['kind']} · "
         f"[bold]{detail['status']}[/] · {escape(label or '-')}",
         highlight=False,
     )
     if detail["prompt"]:
-        console.print(f"prompt: {escape(detail['prompt'])}", highlight=False)
+        console().print(f"prompt: {escape(detail['prompt'])}", highlight=False)
     cost = detail["cost_usd"]
-    console.print(
+    console().print(
         f"tokens: {detail['prompt_tokens']} in, {detail['completion_tokens']} out; cost: "
         + ("unknown for this model" if cost is None else f"${cost:.6f}"),
         highlight=False,
     )
     if detail["error"]:
-        console.print(f"[red]failed:[/] {escape(detail['error'])}", highlight=False)
+        console().print(f"[red]failed:[/] {escape(detail['error'])}", highlight=False)
     text = detail["final_text"] or detail["text"]
     if text:
-        console.rule("text" if not detail["final_text"] else "approved text")
-        console.print(escape(text), highlight=False, markup=True)
-        console.rule()
+        console().rule("text" if not detail["final_text"] else "approved text")
+        console().print(escape(text), highlight=False, markup=True)
+        console().rule()
     for note in detail["notes_to_csm"]:
-        console.print(f"[cyan]note:[/] {escape(note)}", highlight=False)
+        console().print(f"[cyan]note:[/] {escape(note)}", highlight=False)
     for finding in detail["finding_list"]:
         colour = "red" if finding["severity"] == "blocking" else "yellow"
         where = f" ({finding['section']})" if finding.get("section") else ""
         excerpt = f' "{finding["excerpt"]}"' if finding.get("excerpt") else ""
-        console.print(
+        console().print(
             f"[{colour}]{finding['severity']}[/] {finding['rule']}{where}:{escape(excerpt)} "
             f"{escape(finding['message'])}",
             highlight=False,
         )
     if not detail["finding_list"] and detail["status"] == "pending":
-        console.print("[green]no wording findings[/]")
+        console().print("[green]no wording findings[/]")
     if detail.get("delivery"):
         d = detail["delivery"]
-        console.print(
+        console().print(
             f"delivery: outbox {d['outbox_id']} {d['status']} to {', '.join(d['to'])}"
             + (f" ({escape(d['smtp_reply'] or '')})" if d["smtp_reply"] else ""),
             highlight=False,
@@ -157,7 +157,7 @@ def drafts_create(
         if not queue:
             drafter = make_drafter(settings)
             worker = DraftingWorker(db, settings, drafter, identity=worker_identity())
-            with console.status(f"drafting {kind.value} for {reference} with {drafter.name}…"):
+            with console().status(f"drafting {kind.value} for {reference} with {drafter.name}…"):
                 await worker.run(draft_id)
         return await _detail(db, draft_id)
 
@@ -168,7 +168,7 @@ def drafts_create(
     if as_json:
         print_json(detail)
     elif queue:
-        console.print(f"draft {detail['id']} queued; the running service drafts it")
+        console().print(f"draft {detail['id']} queued; the running service drafts it")
     else:
         _show(detail)
     if detail["status"] == "failed":
@@ -260,15 +260,15 @@ def drafts_approve(
     except (LookupError, ValueError) as exc:
         raise fail(str(exc)) from None
     edited_note = " (edited)" if approval.edited else ""
-    console.print(
+    console().print(
         f"draft {draft_id} approved{edited_note}; outbox {approval.outbox_id} to "
         f"{', '.join(approval.recipients)}, Message-ID {approval.message_id}",
         highlight=False,
     )
     if sent is None:
-        console.print("queued: the running service delivers it", highlight=False)
+        console().print("queued: the running service delivers it", highlight=False)
     else:
-        console.print(f"delivery: {sent.status} ({escape(sent.detail)})", highlight=False)
+        console().print(f"delivery: {sent.status} ({escape(sent.detail)})", highlight=False)
         if sent.status == "failed":
             raise typer.Exit(1)
 
@@ -291,7 +291,7 @@ def drafts_reject(
         run_async(with_db(settings, _work))
     except (LookupError, ValueError) as exc:
         raise fail(str(exc)) from None
-    console.print(f"draft {draft_id} rejected", highlight=False)
+    console().print(f"draft {draft_id} rejected", highlight=False)
 
 
 def register_incident_commands(incidents_app: typer.Typer) -> None:
@@ -320,7 +320,7 @@ def register_incident_commands(incidents_app: typer.Typer) -> None:
             note_id = run_async(with_db(settings, _work))
         except (LookupError, ValueError) as exc:
             raise fail(str(exc)) from None
-        console.print(f"note {note_id} recorded on {reference.upper()}", highlight=False)
+        console().print(f"note {note_id} recorded on {reference.upper()}", highlight=False)
 
     @incidents_app.command("show")
     def incidents_show(
@@ -343,7 +343,7 @@ def register_incident_commands(incidents_app: typer.Typer) -> None:
         if as_json:
             print_json(detail)
             return
-        console.print(
+        console().print(
             f"[bold]{detail['reference']}[/] {escape(detail['subject'])} · "
             f"{detail['customer']} · {detail['category'] or '-'} · {detail['severity']} · "
             f"{detail['status']} · reply by {detail['reply_by']}",
@@ -351,7 +351,7 @@ def register_incident_commands(incidents_app: typer.Typer) -> None:
         )
         for note in detail["notes"]:
             about = f"({note['about']}) " if note["about"] else ""
-            console.print(
+            console().print(
                 f"  note {note['id']} {about}by {escape(note['author'])}: {escape(note['text'])}",
                 highlight=False,
             )
@@ -363,7 +363,7 @@ def register_incident_commands(incidents_app: typer.Typer) -> None:
         )
         usage = detail["model_usage"]
         cost = usage["cost_usd"]
-        console.print(
+        console().print(
             f"model calls: {usage['calls']} ({usage['failed_calls']} failed), tokens "
             f"{usage['prompt_tokens']} in / {usage['completion_tokens']} out, cost "
             + ("unknown" if cost is None else f"${cost:.6f}"),

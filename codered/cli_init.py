@@ -37,9 +37,9 @@ def register_init_command(app: typer.Typer) -> None:
 
         path = resolve_config_path(config)
         try:
-            result = run_wizard(path, test_connections=test, console=console)
+            result = run_wizard(path, test_connections=test, console=console())
         except ConfigError as exc:
             raise fail(str(exc), 2) from None
-        print_outcome(result, console)
+        print_outcome(result, console())
         if result.problem is not None:
             raise typer.Exit(2)

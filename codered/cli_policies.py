@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from codered.cli_support import (
     ConfigOption,
+    command_group,
     console,
+    escape,
     fail,
     load_cli_settings,
     login_name,
@@ -20,9 +21,7 @@ from codered.cli_support import (
 
 __all__ = ["calls_app", "register_lifecycle_commands"]
 
-calls_app = typer.Typer(
-    help="Phone calls with customers (each one followed by an email).", no_args_is_help=True
-)
+calls_app = command_group("Phone calls with customers (each one followed by an email).")
 
 
 @calls_app.command("log")
@@ -62,7 +61,7 @@ def calls_log(
         call_id, draft_id = run_async(with_db(settings, _work))
     except (LookupError, ValueError) as exc:
         raise fail(str(exc)) from None
-    console.print(
+    console().print(
         f"call {call_id} logged on {reference.upper()}; recap draft {draft_id} "
         "requested (the running service drafts it)",
         highlight=False,
@@ -87,7 +86,7 @@ def register_lifecycle_commands(incidents_app: typer.Typer) -> None:
             )
         except (LookupError, ValueError) as exc:
             raise fail(str(exc)) from None
-        console.print(
+        console().print(
             f"{reference.upper()}: owner {escape(before or 'nobody')} → {escape(owner)}",
             highlight=False,
         )
@@ -116,8 +115,8 @@ def register_lifecycle_commands(incidents_app: typer.Typer) -> None:
             before, draft_id = run_async(with_db(settings, _work))
         except (LookupError, ValueError) as exc:
             raise fail(str(exc)) from None
-        console.print(f"{reference.upper()}: {escape(before)} → {escape(state)}", highlight=False)
+        console().print(f"{reference.upper()}: {escape(before)} → {escape(state)}", highlight=False)
         if draft_id is not None:
-            console.print(
+            console().print(
                 f"debrief: four-question summary draft {draft_id} requested", highlight=False
             )

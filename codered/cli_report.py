@@ -75,7 +75,7 @@ def register_report_command(incidents_app: typer.Typer) -> None:
             output.write_bytes(data)
         except OSError as exc:
             raise fail(f"cannot write {output}: {exc}") from None
-        console.print(
+        console().print(
             f"{fmt.value} report of {report.reference} written to {output} ({len(data)} bytes)",
             highlight=False,
             markup=False,

@@ -10,6 +10,7 @@ import typer
 from codered.cli_support import (
     ConfigOption,
     JsonOption,
+    command_group,
     console,
     fail,
     load_cli_settings,
@@ -21,8 +22,8 @@ from codered.cli_support import (
 
 __all__ = ["tokens_app", "users_app"]
 
-users_app = typer.Typer(help="People who sign in to the review desk.", no_args_is_help=True)
-tokens_app = typer.Typer(help="Bearer tokens for the JSON API.", no_args_is_help=True)
+users_app = command_group("People who sign in to the review desk.")
+tokens_app = command_group("Bearer tokens for the JSON API.")
 
 
 def _operator() -> str:
@@ -62,7 +63,7 @@ def users_add(
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
-    console.print(f"user {name} added as {role}", highlight=False)
+    console().print(f"user {name} added as {role}", highlight=False)
 
 
 @users_app.command("list")
