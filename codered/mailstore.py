@@ -9,8 +9,10 @@ cursor needs: nothing is advanced that is not durably stored.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update
@@ -222,10 +224,15 @@ class DatabaseMailboxStore(MailboxStore):
                 self.on_status(status)
             except Exception:
                 log.exception("status observer failed")
+        # Not waited for: health reporting must never hold up (or take down) the watcher,
+        # which at start would otherwise wait for the other loops' first writes before it
+        # even connects. Reports of one mailbox still commit in order (the lock is FIFO).
         try:
-            self._run(self._report(status))
-        except Exception as exc:  # health reporting must never take the watcher down
+            future = asyncio.run_coroutine_threadsafe(self._report(status), self.loop)
+        except RuntimeError as exc:  # the loop is closed: the service is gone
             log.warning("could not record status of %s: %s", status.mailbox, exc)
+            return
+        future.add_done_callback(partial(_log_report_failure, status.mailbox))
 
     async def _report(self, status: WatcherStatus) -> None:
         async with self.db.write(urgent=True) as session:
@@ -238,3 +245,11 @@ class DatabaseMailboxStore(MailboxStore):
                 state.last_sync_at = status.last_sync_at
             if status.last_error is not None:
                 state.last_error = status.last_error
+
+
+def _log_report_failure(mailbox: str, future: concurrent.futures.Future[None]) -> None:
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if exc is not None:
+        log.warning("could not record status of %s: %s", mailbox, exc)

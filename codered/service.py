@@ -32,14 +32,14 @@ from codered.outbox import OutboxWorker
 from codered.pipeline import Classifier, Outcome, Pipeline
 from codered.policy_clock import CLOCK_LEASE, PolicyClock
 from codered.settings import MailboxSettings, Settings
-from codered.web.server import WebServer
 from inbox.multiplex import watch_on_loop
-from inbox.ports import ImapAccount, WatcherStatus
+from inbox.ports import ImapAccount, WatcherState, WatcherStatus
 from inbox.watcher import MailboxWatcher
 from mailer.deliver import SmtpServer
 
 if TYPE_CHECKING:
     from codered.oauth import AccessTokens
+    from codered.web.server import WebServer
 
 __all__ = ["Service", "ServiceHooks", "imap_account", "oauth_tokens", "smtp_server"]
 
@@ -50,6 +50,8 @@ IMAP_POOL_MAX = 8
 together; more mailboxes than this simply take turns for those steps."""
 
 SAFETY_NET_SECONDS = 5.0
+WARM_UP_AFTER_SECONDS = 3.0
+"""The offline models load once a mailbox is watched, or after this long at the latest."""
 DRAFT_POLL_SECONDS = 2.0
 """Drafts are requested from other processes (the CLI, later the web UI): look this often."""
 
@@ -194,7 +196,9 @@ class Service:
         self.store: DatabaseMailboxStore | None = None
         self.web: WebServer | None = None
         if settings.web.enabled:
-            from codered.web.app import create_app  # FastAPI only when the desk is served
+            # FastAPI and uvicorn (~150 ms to import) only when the desk is served.
+            from codered.web.app import create_app
+            from codered.web.server import WebServer
 
             app = create_app(settings, self.db, on_outbox=self._outbox_wakeup.set)
             self.web = WebServer(app, settings.web.host, settings.web.port)
@@ -234,7 +238,15 @@ class Service:
         await upgrade(self.db)
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self.store = DatabaseMailboxStore(self.db, loop, on_status=self.hooks.on_status)
+        watching = asyncio.Event()
+
+        def on_status(status: WatcherStatus) -> None:
+            if status.state in (WatcherState.IDLE, WatcherState.POLLING):
+                loop.call_soon_threadsafe(watching.set)
+            if self.hooks.on_status is not None:
+                self.hooks.on_status(status)
+
+        self.store = DatabaseMailboxStore(self.db, loop, on_status=on_status)
 
         def wake_pipeline() -> None:
             loop.call_soon_threadsafe(self._pipeline_wakeup.set)
@@ -248,8 +260,9 @@ class Service:
             self.hooks.on_ready()
         tasks: list[asyncio.Task[None]] = [
             # The language model file and the lexicon take most of a second to load; load
-            # them now, so the first complaint is not the one that waits for it.
-            asyncio.create_task(asyncio.to_thread(_warm_up), name="warm-up-offline"),
+            # them now, so the first complaint is not the one that waits for it, but once a
+            # mailbox is watched (or after a few seconds): connecting comes first.
+            asyncio.create_task(_warm_up_when(watching), name="warm-up-offline"),
         ]
         if self.pipeline.classifier is not None:
             # Load the model client in the background now, not when the first complaint waits.
@@ -381,6 +394,12 @@ class Service:
             except Exception:
                 log.exception("policy clock pass failed; retrying shortly")
             await _wait(self._policy_wakeup, max(0.05, next_full - loop.time()))
+
+
+async def _warm_up_when(watching: asyncio.Event) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(watching.wait(), WARM_UP_AFTER_SECONDS)
+    await asyncio.to_thread(_warm_up)
 
 
 def _warm_up() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from codered.db.engine import Database
-from codered.db.migrate import current_revision, head_revision, upgrade
+from codered.db.migrate import SCHEMA_HEAD, current_revision, head_revision, upgrade
 from codered.db.models import Base
 from tests.support.postgres import postgres_database
 
@@ -74,3 +76,29 @@ def test_postgres_refuses_to_change_or_delete_audit_entries() -> None:
     with postgres_database() as url:
         refused = asyncio.run(run(url))
     assert len(refused) == 2 and all("append-only" in r for r in refused)
+
+
+def test_the_schema_head_constant_is_alembics_head() -> None:
+    """``upgrade`` skips Alembic when the stored revision equals SCHEMA_HEAD; a new migration
+    that forgot to move the constant would never be applied."""
+    assert head_revision() == SCHEMA_HEAD
+
+
+def test_a_current_schema_starts_without_importing_alembic(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'current.db'}"
+    _differences(url)  # creates the schema at the head
+    script = (
+        "import asyncio, sys\n"
+        "from codered.db.engine import Database\n"
+        "from codered.db.migrate import upgrade\n"
+        "async def main():\n"
+        f"    db = Database({url!r})\n"
+        "    await upgrade(db)\n"
+        "    await db.dispose()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == "False"
