@@ -87,6 +87,9 @@ class SendResult:
     detail: str
 
 
+_Claimed = tuple[int, int | None]
+"""A claimed outbox row: its id and its incident's."""
+
 CLAIM_BATCH = 10
 """Rows claimed per transaction while mail is waiting."""
 
@@ -105,6 +108,7 @@ class OutboxWorker:
         retry_base_seconds: float = 30.0,
         identity: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        parallel: int = 1,
     ) -> None:
         self.db = db
         self.server = server
@@ -115,7 +119,9 @@ class OutboxWorker:
         self.retry_base = retry_base_seconds
         self.identity = identity or worker_identity()
         self.clock = clock
-        self.pool = SmtpPool()
+        self.parallel = max(1, parallel)
+        """Messages sent at once, each on a connection of its own (``[smtp] connections``)."""
+        self.pool = SmtpPool(per_server=self.parallel)
         """Connections kept between messages; closed by :meth:`close`."""
 
     def close(self) -> None:
@@ -127,21 +133,23 @@ class OutboxWorker:
         """Send what is due now; returns what happened to each row.
 
         Rows are claimed a few at a time (one transaction for the batch, not one per
-        message) and sent one by one; each send commits on its own right after the
-        server's 250, so a crash costs at most the row in flight. A stopping service
-        finishes the current row and hands the rest of its batch back at once, rather
-        than being cancelled between the server's 250 and our commit.
+        message) and sent ``parallel`` at a time, never two of one incident together (a
+        delay notice must not overtake the acknowledgement it follows). Each send commits
+        on its own right after the server's 250, so a crash costs at most the rows in
+        flight. A stopping service finishes the rows in flight and hands the rest of its
+        batch back at once, rather than being cancelled between the 250 and our commit.
         """
         results: list[SendResult] = []
         while len(results) < limit and not (stop is not None and stop.is_set()):
             claimed = await self._claim(min(CLAIM_BATCH, limit - len(results)))
             if not claimed:
                 break
-            for index, outbox_id in enumerate(claimed):
+            groups = _side_by_side(claimed, self.parallel)
+            for index, group in enumerate(groups):
                 if stop is not None and stop.is_set():
-                    await self._hand_back(claimed[index:])
+                    await self._hand_back([row for later in groups[index:] for row, _ in later])
                     return results
-                results.append(await self._send(outbox_id))
+                results += await asyncio.gather(*(self._send(row) for row, _ in group))
         return results
 
     async def _hand_back(self, outbox_ids: list[int]) -> None:
@@ -166,11 +174,12 @@ class OutboxWorker:
             return None
         return max(0.0, (due - self.clock()).total_seconds())
 
-    async def _claim(self, limit: int) -> list[int]:
+    async def _claim(self, limit: int) -> list[_Claimed]:
         return await self.db.run_write(partial(self._claim_in, limit, self.clock()), urgent=True)
 
-    def _claim_in(self, limit: int, now: datetime, session: Session) -> list[int]:
-        """Claim up to ``limit`` due rows (and rows whose sender's lease lapsed) in ``session``."""
+    def _claim_in(self, limit: int, now: datetime, session: Session) -> list[_Claimed]:
+        """Claim up to ``limit`` due rows (and rows whose sender's lease lapsed) in ``session``;
+        returns each row's id and incident."""
         query = (
             select(OutboxMessage)
             .where(
@@ -184,7 +193,7 @@ class OutboxWorker:
         )
         if not self.db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
-        claimed: list[int] = []
+        claimed: list[_Claimed] = []
         for row in session.scalars(query).all():
             if row.status == "sending":
                 expired = row.lease_until is None or row.lease_until <= now
@@ -198,30 +207,29 @@ class OutboxWorker:
                 )
             row.status = "sending"
             row.lease_owner = self.identity
-            # Sent one after another: the k-th row of the batch waits for k sends
-            # (each bounded by the delivery deadline), so its lease covers them.
+            # The k-th row of the batch may wait for k sends before its own (each bounded
+            # by the delivery deadline), so its lease covers them.
             row.lease_until = now + self.lease * (len(claimed) + 1)
             row.attempts += 1
-            claimed.append(row.id)
+            claimed.append((row.id, row.incident_id))
             if len(claimed) >= limit:
                 break
         return claimed
 
     async def _send(self, outbox_id: int) -> SendResult:
-        async with self.db.read() as session:
-            row = await session.get(OutboxMessage, outbox_id)
-            assert row is not None
-            if row.status != "sending" or row.lease_owner != self.identity:
-                # Taken over while it waited in our batch (our lease ran out): not ours.
-                return SendResult(outbox_id, "skipped", f"held by {row.lease_owner}")
-            envelope_from, recipients, raw = row.envelope_from, list(row.recipients), row.raw
-            # Operational alerts go through the shared relay: the alert may be that this
-            # mailbox's own (OAuth2) server can no longer be signed in to.
-            server = (
-                self.server
-                if row.kind == "internal.alert"
-                else self.servers.get(row.mailbox, self.server)
-            )
+        row = await self.db.run_read(lambda session: session.get(OutboxMessage, outbox_id))
+        assert row is not None
+        if row.status != "sending" or row.lease_owner != self.identity:
+            # Taken over while it waited in our batch (our lease ran out): not ours.
+            return SendResult(outbox_id, "skipped", f"held by {row.lease_owner}")
+        envelope_from, recipients, raw = row.envelope_from, list(row.recipients), row.raw
+        # Operational alerts go through the shared relay: the alert may be that this
+        # mailbox's own (OAuth2) server can no longer be signed in to.
+        server = (
+            self.server
+            if row.kind == "internal.alert"
+            else self.servers.get(row.mailbox, self.server)
+        )
         crashpoint("before_smtp_data")
         try:
             result = await deliver(server, envelope_from, recipients, raw, pool=self.pool)
@@ -292,6 +300,24 @@ class OutboxWorker:
             status = row.status
         log.warning("outbox %s: %s (%s)", outbox_id, status, error.reply)
         return SendResult(outbox_id, status, error.reply)
+
+
+def _side_by_side(claimed: list[_Claimed], width: int) -> list[list[_Claimed]]:
+    """``claimed`` in order, cut into groups of at most ``width`` sent together, a new group
+    starting wherever a row's incident already has a row in the current one."""
+    groups: list[list[_Claimed]] = []
+    current: list[_Claimed] = []
+    incidents: set[int] = set()
+    for row, incident in claimed:
+        if len(current) >= width or (incident is not None and incident in incidents):
+            groups.append(current)
+            current, incidents = [], set()
+        current.append((row, incident))
+        if incident is not None:
+            incidents.add(incident)
+    if current:
+        groups.append(current)
+    return groups
 
 
 async def retry_failed(worker: OutboxWorker, outbox_id: int) -> SendResult:

@@ -181,6 +181,7 @@ class Service:
             servers=smtp_servers(settings, self.tokens),
             max_attempts=settings.smtp.max_attempts,
             lease_seconds=settings.smtp.timeout_seconds * 3 + 30,
+            parallel=settings.smtp.connections,
         )
         self.drafting = DraftingWorker(
             self.db, settings, make_drafter(settings), identity=worker_identity()

@@ -91,6 +91,8 @@ class SmtpSettings(Section):
     from_name: str = "Customer Success"
     timeout_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1, le=50)
+    connections: int = Field(default=4, ge=1, le=32)
+    """Messages the outbox sends at once, each over a kept-open connection of its own."""
 
     _password: str | None = PrivateAttr(default=None)
 

@@ -338,10 +338,12 @@ def _state_at_crash(point: str, settings: Settings, sink: SmtpSink) -> str:
         assert any(o.status == "sending" for o in rows_out), summary
         assert received == [], summary
     elif point == "after_smtp_250":
-        assert len(received) == 1, summary
-        [in_flight] = sent(received)
-        [row] = [o for o in rows_out if o.message_id == in_flight.message_id]
-        assert row.status == "sending", summary
+        # The first server 250 crashed it; sends beside that one (the outbox sends up to
+        # [smtp] connections at once) may have been accepted too, none marked sent yet.
+        assert 1 <= len(received) <= settings.smtp.connections, summary
+        for in_flight in sent(received):
+            [row] = [o for o in rows_out if o.message_id == in_flight.message_id]
+            assert row.status == "sending", summary
     if point != "after_smtp_250":
         assert received == [], summary
     return summary
@@ -404,7 +406,9 @@ def test_crash_at_each_point_then_restart_keeps_the_invariants(
 
     counts = check_invariants(settings, smtp_sink.messages, complaints, others, max_copies)
     if point == "after_smtp_250":
-        assert [counts[mid] for mid in in_flight] == [2], "the one in flight is re-sent once"
+        assert in_flight and all(counts[mid] == 2 for mid in in_flight), (
+            "each one in flight is re-sent once"
+        )
     if point in ("before_smtp_data", "after_smtp_250"):
         assert "reclaiming from" in second.output(), second.tail()
     print(
