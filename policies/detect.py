@@ -39,6 +39,7 @@ from functools import cache
 
 from policies.lexicon import PHRASES, Kind, Phrase
 from policies.model import Category, Classification, Severity
+from policies.scanner import Scanner
 
 __all__ = ["THRESHOLD", "classify_offline", "fold"]
 
@@ -118,8 +119,10 @@ _CALM_BREAKER = re.compile(r"\b(?:" + "|".join(re.escape(b) for b in CALM_BREAKE
 
 def fold(text: str) -> str:
     """Lower-case ``text`` and strip accents, so "Réponse" and "reponse" compare equal."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    stripped = text
+    if not text.isascii():  # most mail is ASCII, which NFKD leaves as it is, none combining
+        decomposed = unicodedata.normalize("NFKD", text)
+        stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return stripped.casefold().replace("\u2019", "'").replace("`", "'")
 
 
@@ -129,6 +132,12 @@ def _compiled() -> tuple[tuple[Phrase, re.Pattern[str]], ...]:
     return tuple(
         (phrase, re.compile(rf"(?<!\w)(?:{fold(phrase.pattern)})(?!\w)")) for phrase in PHRASES
     )
+
+
+@cache
+def _scanner() -> Scanner:
+    """Finds the lexicon's matches without running every regex everywhere (built once)."""
+    return Scanner([regex for _, regex in _compiled()])
 
 
 @dataclass(frozen=True)
@@ -163,13 +172,13 @@ def _find(folded: str) -> tuple[list[_Hit], list[_Hit], bytearray]:
     characters the content hits cover."""
     content: list[_Hit] = []
     modifiers: list[_Hit] = []
-    for index, (phrase, regex) in enumerate(_compiled()):
-        for match in regex.finditer(folded):
-            if match.end() == match.start():
-                continue
-            hit = _Hit(index, phrase, match.start(), match.end(), match.group(0))
-            is_modifier = phrase.kind is Kind.INTENSITY or phrase.tag == "scope"
-            (modifiers if is_modifier else content).append(hit)
+    for index, match in _scanner().scan(folded):  # as finditer of each regex, in lexicon order
+        if match.end() == match.start():
+            continue
+        phrase = PHRASES[index]
+        hit = _Hit(index, phrase, match.start(), match.end(), match.group(0))
+        is_modifier = phrase.kind is Kind.INTENSITY or phrase.tag == "scope"
+        (modifiers if is_modifier else content).append(hit)
     content.sort(key=lambda h: (h.start - h.end, h.start, h.index))
     taken = bytearray(len(folded))
     kept: list[_Hit] = []
