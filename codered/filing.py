@@ -4,30 +4,37 @@ marked ``\\Answered`` and ``$Acknowledged``, so the shared mailbox shows what ha
 Filing happens after the send, off the sending path (a slow IMAP server never holds up the
 next acknowledgement), and each outcome is audited; a failure is logged and audited, and
 the message itself has been delivered all the same. Each mailbox files over one kept-open
-connection, one message at a time (:class:`inbox.filing.FilingConnection`).
+connection (:class:`inbox.filing.FilingConnection`); rows sent while a batch is being filed
+are filed together in the next, in one trip to the server and one audit transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.db.engine import Database
 from codered.db.models import InboundMessage, OutboxMessage
 from codered.settings import Settings
-from inbox.filing import FilingConnection, FilingError
+from inbox.filing import FilingConnection, FilingError, FilingResult, ToFile
 
 if TYPE_CHECKING:
     from codered.oauth import AccessTokens
 
-__all__ = ["MailboxFiler"]
+__all__ = ["FILE_BATCH", "MailboxFiler"]
 
 log = logging.getLogger(__name__)
+
+FILE_BATCH = 50
+"""Sent rows filed in one trip to the server and audited in one transaction."""
 
 
 class MailboxFiler:
@@ -42,19 +49,21 @@ class MailboxFiler:
         self.settings = settings
         self.tokens = tokens
         self.connections: dict[str, FilingConnection] = {}
-        self._turns: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._queued: list[int] = []
+        self._worker: asyncio.Task[None] | None = None
 
     def sent(self, outbox_id: int) -> None:
-        """Called by the outbox loop for each sent row: file it in the background."""
-        task = asyncio.create_task(self.file(outbox_id), name=f"file-{outbox_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Called by the outbox loop for each sent row: file it in the background.
+
+        Rows sent while a batch is being filed wait and go together in the next one."""
+        self._queued.append(outbox_id)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._file_queued(), name="filing")
 
     async def drain(self, seconds: float) -> None:
         """Finish what is being filed (bounded), then log out of every mailbox."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=seconds)
+        if self._worker is not None and not self._worker.done():
+            await asyncio.wait([self._worker], timeout=seconds)
         for connection in self.connections.values():
             await asyncio.to_thread(connection.close)
 
@@ -69,59 +78,110 @@ class MailboxFiler:
         if name not in self.connections:
             box = self.settings.mailbox(name)
             self.connections[name] = FilingConnection(imap_account(box, self.tokens))
-            self._turns[name] = asyncio.Lock()
         return self.connections[name]
 
-    async def file(self, outbox_id: int) -> None:
-        async with self.db.read() as session:
-            row = await session.get(OutboxMessage, outbox_id)
-            if row is None or row.status != "sent" or row.kind.startswith("internal."):
-                return
-            box = self.settings.mailbox(row.mailbox)
-            if not box.file_sent:
-                return
-            target = await self._answered(session, row)
-            raw, sent_at, message_id = row.raw, row.sent_at or row.created_at, row.message_id
-        connection = self._connection(box.name)
-        result: dict[str, object] = {"outbox_id": outbox_id, "message_id": message_id}
-        async with self._turns[box.name]:  # one at a time on the mailbox's connection
+    async def _file_queued(self) -> None:
+        # Bounded: every round takes at least one row off the queue, and nothing else
+        # touches the queue but ``sent``.
+        while self._queued:
+            batch, self._queued = self._queued[:FILE_BATCH], self._queued[FILE_BATCH:]
             try:
-                filed = await asyncio.to_thread(
-                    connection.file,
-                    raw,
-                    sent_folder=box.sent_folder,
-                    when=sent_at,
-                    answered=target,
-                    keyword=box.answered_keyword,
-                )
-                result["sent_folder"] = filed.sent_folder
-                if target is not None:
-                    result["marked_uid"] = target[1]
-                    result["marked"] = filed.marked
-                kind = "mailbox.filed"
-            except FilingError as exc:
-                result["error"] = str(exc)
-                kind = "mailbox.filing_failed"
-                log.warning("outbox %s sent but not filed in %s: %s", outbox_id, box.name, exc)
-        incident_id = row.incident_id
-        await self.db.run_write(
-            lambda session: audit.append_sync(session, kind, result, incident_id=incident_id)
-        )
+                await self.file(batch)
+            except Exception:  # the rows were sent; a filing bug must not stop later ones
+                log.exception("filing outbox rows %s failed", batch)
 
-    async def _answered(self, session: AsyncSession, row: OutboxMessage) -> tuple[int, int] | None:
-        """The customer's message this one answers: their latest before we wrote it."""
-        if row.incident_id is None:
-            return None
-        found = (
-            await session.execute(
-                select(InboundMessage.uidvalidity, InboundMessage.uid)
-                .where(
-                    InboundMessage.incident_id == row.incident_id,
-                    InboundMessage.mailbox == row.mailbox,
-                    InboundMessage.fetched_at <= row.created_at,
-                )
-                .order_by(InboundMessage.id.desc())
-                .limit(1)
+    async def file(self, outbox_ids: list[int]) -> None:
+        """File these sent rows, each mailbox's over its connection in one trip to the
+        server, and audit every outcome in one transaction."""
+        rows = await self.db.run_read(partial(_to_file, self.settings, outbox_ids))
+        by_mailbox: dict[str, list[_Row]] = {}
+        for row in rows:
+            by_mailbox.setdefault(row.mailbox, []).append(row)
+        entries: list[tuple[str, dict[str, object], int | None]] = []
+        for name, mailbox_rows in by_mailbox.items():
+            box = self.settings.mailbox(name)
+            connection = self._connection(name)
+            outcomes = await asyncio.to_thread(
+                connection.file_many,
+                [ToFile(r.raw, r.sent_at, r.answered) for r in mailbox_rows],
+                sent_folder=box.sent_folder,
+                keyword=box.answered_keyword,
             )
-        ).first()
-        return None if found is None else (int(found[0]), int(found[1]))
+            for row, outcome in zip(mailbox_rows, outcomes, strict=True):
+                entries.append(_audit_entry(row, outcome, name))
+        if entries:
+            await self.db.run_write(partial(_audit_all, entries))
+
+
+@dataclass(frozen=True)
+class _Row:
+    outbox_id: int
+    mailbox: str
+    incident_id: int | None
+    message_id: str
+    raw: bytes
+    sent_at: datetime
+    answered: tuple[int, int] | None
+
+
+def _to_file(settings: Settings, outbox_ids: list[int], session: Session) -> list[_Row]:
+    """The rows among ``outbox_ids`` to file (sent, customer-facing, of a mailbox that files
+    copies), with the customer's message each one answers."""
+    rows = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.id.in_(outbox_ids)).order_by(OutboxMessage.id)
+    ).all()
+    found = []
+    for row in rows:
+        if row.status != "sent" or row.kind.startswith("internal."):
+            continue
+        if not settings.mailbox(row.mailbox).file_sent:
+            continue
+        found.append(
+            _Row(
+                row.id,
+                row.mailbox,
+                row.incident_id,
+                row.message_id,
+                row.raw,
+                row.sent_at or row.created_at,
+                _answered(session, row),
+            )
+        )
+    return found
+
+
+def _answered(session: Session, row: OutboxMessage) -> tuple[int, int] | None:
+    """The customer's message this one answers: their latest before we wrote it."""
+    if row.incident_id is None:
+        return None
+    found = session.execute(
+        select(InboundMessage.uidvalidity, InboundMessage.uid)
+        .where(
+            InboundMessage.incident_id == row.incident_id,
+            InboundMessage.mailbox == row.mailbox,
+            InboundMessage.fetched_at <= row.created_at,
+        )
+        .order_by(InboundMessage.id.desc())
+        .limit(1)
+    ).first()
+    return None if found is None else (int(found[0]), int(found[1]))
+
+
+def _audit_entry(
+    row: _Row, outcome: FilingResult | FilingError, mailbox: str
+) -> tuple[str, dict[str, object], int | None]:
+    result: dict[str, object] = {"outbox_id": row.outbox_id, "message_id": row.message_id}
+    if isinstance(outcome, FilingError):
+        result["error"] = str(outcome)
+        log.warning("outbox %s sent but not filed in %s: %s", row.outbox_id, mailbox, outcome)
+        return "mailbox.filing_failed", result, row.incident_id
+    result["sent_folder"] = outcome.sent_folder
+    if row.answered is not None:
+        result["marked_uid"] = row.answered[1]
+        result["marked"] = outcome.marked
+    return "mailbox.filed", result, row.incident_id
+
+
+def _audit_all(entries: list[tuple[str, dict[str, object], int | None]], session: Session) -> None:
+    for kind, data, incident_id in entries:
+        audit.append_sync(session, kind, dict(data), incident_id=incident_id)

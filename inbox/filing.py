@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,7 @@ from imapclient.imapclient import SENT
 from inbox.imap import close_quietly, connect, describe_error
 from inbox.ports import ImapAccount
 
-__all__ = ["FilingConnection", "FilingError", "FilingResult"]
+__all__ = ["FilingConnection", "FilingError", "FilingResult", "ToFile"]
 
 DEFAULT_SENT = "Sent"
 IDLE_CLOSE_SECONDS = 120.0
@@ -36,6 +37,16 @@ IDLE_CLOSE_SECONDS = 120.0
 
 class FilingError(Exception):
     """One line for the operator: what could not be filed, and why."""
+
+
+@dataclass(frozen=True)
+class ToFile:
+    """One sent message to file: its bytes, when it was sent, and what it answered."""
+
+    raw: bytes
+    when: datetime
+    answered: tuple[int, int] | None = None
+    """(UIDVALIDITY, UID) of the customer's message in the watched folder."""
 
 
 @dataclass(frozen=True)
@@ -68,22 +79,76 @@ class FilingConnection:
         keyword: str = "",
     ) -> FilingResult:
         """APPEND ``raw`` to Sent (``\\Seen``), then flag ``answered`` = (UIDVALIDITY, UID)."""
+        [result] = self.file_many(
+            [ToFile(raw, when, answered)], sent_folder=sent_folder, keyword=keyword
+        )
+        if isinstance(result, FilingError):
+            raise result
+        return result
+
+    def file_many(
+        self, items: Sequence[ToFile], *, sent_folder: str | None, keyword: str = ""
+    ) -> list[FilingResult | FilingError]:
+        """File ``items`` in order: each APPENDed to Sent, then every answered message
+        flagged with one UID STORE. One result per item, in order.
+
+        Why together: in a flood every acknowledgement is filed, and a NOOP, an APPEND and a
+        STORE per message were three round trips each. After an APPEND fails the connection
+        is dropped and the items after it are not tried (their error says so), so a retry
+        can never append one twice."""
         with self._lock:
-            client = self._ready()
             try:
-                folder = self._sent_folder or _find_sent_folder(client, sent_folder)
-                self._sent_folder = folder
-                client.append(folder, raw, flags=[b"\\Seen"], msg_time=when)
-            except Exception as exc:
-                self._drop()
-                raise FilingError(
-                    f"cannot append to Sent: {describe_error(exc, self.account)}"
-                ) from None
-            marked = None
-            if answered is not None:
-                marked = self._mark(client, *answered, keyword)
+                client = self._ready()
+            except FilingError as exc:
+                return [exc for _ in items]
+            results: list[FilingResult | FilingError] = []
+            folder = ""
+            for item in items:
+                if results and isinstance(results[-1], FilingError):
+                    results.append(
+                        FilingError(f"not filed after an earlier failure: {results[-1]}")
+                    )
+                    continue
+                try:
+                    folder = self._sent_folder or _find_sent_folder(client, sent_folder)
+                    self._sent_folder = folder
+                    client.append(folder, item.raw, flags=[b"\\Seen"], msg_time=item.when)
+                except Exception as exc:
+                    self._drop()
+                    results.append(
+                        FilingError(f"cannot append to Sent: {describe_error(exc, self.account)}")
+                    )
+                    continue
+                results.append(FilingResult(folder, None))
+            self._mark_all(client, items, results, keyword)
             self._last_used = time.monotonic()
-            return FilingResult(folder, marked)
+            return results
+
+    def _mark_all(
+        self,
+        client: Any,
+        items: Sequence[ToFile],
+        results: list[FilingResult | FilingError],
+        keyword: str,
+    ) -> None:
+        """Flag the answered message of every item that was filed, in place in ``results``."""
+        wanted = [
+            (index, item.answered)
+            for index, item in enumerate(items)
+            if item.answered is not None and isinstance(results[index], FilingResult)
+        ]
+        if not wanted or self._client is None:
+            return
+        try:
+            marked = self._mark(client, [answered for _, answered in wanted], keyword)
+        except FilingError as exc:
+            for index, _ in wanted:
+                results[index] = exc
+            return
+        for index, answered in wanted:
+            filed = results[index]
+            assert isinstance(filed, FilingResult)
+            results[index] = FilingResult(filed.sent_folder, answered in marked)
 
     def close_if_idle(self, seconds: float = IDLE_CLOSE_SECONDS) -> None:
         with self._lock:
@@ -109,21 +174,28 @@ class FilingConnection:
         self.logins += 1
         return self._client
 
-    def _mark(self, client: Any, uidvalidity: int, uid: int, keyword: str) -> bool:
+    def _mark(
+        self, client: Any, answered: Sequence[tuple[int, int]], keyword: str
+    ) -> set[tuple[int, int]]:
+        """Flag each (UIDVALIDITY, UID) in one STORE; returns those flagged (a message gone,
+        or of another UIDVALIDITY, is not)."""
+        uids = sorted({uid for _, uid in answered})
         try:
             if self._selected_uidvalidity is None:
                 info = client.select_folder(self.account.folder, readonly=False)
                 self._selected_uidvalidity = int(info.get(b"UIDVALIDITY", 0))
-            if self._selected_uidvalidity != uidvalidity:
-                return False
+            current = [uid for validity, uid in answered if validity == self._selected_uidvalidity]
+            if not current:
+                return set()
             flags = [b"\\Answered"] + ([keyword.encode("ascii")] if keyword else [])
-            done = client.add_flags([uid], flags, silent=False)
-            return uid in done
+            done = client.add_flags(sorted(set(current)), flags, silent=False)
         except Exception as exc:
             self._drop()
+            listed = ",".join(str(uid) for uid in uids)
             raise FilingError(
-                f"cannot flag UID {uid}: {describe_error(exc, self.account)}"
+                f"cannot flag UID {listed}: {describe_error(exc, self.account)}"
             ) from None
+        return {(v, uid) for v, uid in answered if v == self._selected_uidvalidity and uid in done}
 
     def _drop(self) -> None:
         if self._client is not None:
