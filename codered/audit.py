@@ -18,6 +18,7 @@ from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from codered.db.engine import WRITERS_LOCK
 from codered.db.models import AuditEntry, utcnow
 
 __all__ = ["GENESIS", "VerifyResult", "append", "append_sync", "entry_hash", "verify"]
@@ -83,7 +84,8 @@ def append_sync(
     if prev_hash is None:
         if session.get_bind().dialect.name == "postgresql":
             # Serialise appenders across processes so the chain stays a line, not a tree.
-            session.execute(text("SELECT pg_advisory_xact_lock(7243101)"))
+            # (Database.write took it already, first; taking it again is free.)
+            session.execute(text(f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})"))
         prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
         prev_hash = prev or GENESIS
     # Round-trip through JSON now so the hash covers exactly what the column will return.

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
@@ -40,16 +40,19 @@ async def hold_mailbox(
     *,
     retry_seconds: float = 2.0,
     health_seconds: float = 5.0,
+    may_take: Callable[[], bool] = lambda: True,
 ) -> AsyncIterator[asyncio.Event | None]:
     """Wait until this process may watch ``mailbox``; yield an event set if the lock is lost.
 
-    Yields None when ``stop`` was set before the lock could be taken.
+    ``may_take`` is asked before each try: False while this process already watches its
+    share of the mailboxes (see :mod:`codered.worker_share`). Yields None when ``stop``
+    was set before the lock could be taken.
     """
     if db.is_sqlite:
         yield asyncio.Event()
         return
     key = lock_key(mailbox)
-    connection = await _acquire(db, key, mailbox, stop, retry_seconds)
+    connection = await _acquire(db, key, mailbox, stop, retry_seconds, may_take)
     if connection is None:
         yield None
         return
@@ -68,11 +71,20 @@ async def hold_mailbox(
 
 
 async def _acquire(
-    db: Database, key: int, mailbox: str, stop: asyncio.Event, retry_seconds: float
+    db: Database,
+    key: int,
+    mailbox: str,
+    stop: asyncio.Event,
+    retry_seconds: float,
+    may_take: Callable[[], bool],
 ) -> AsyncConnection | None:
     announced = False
     while not stop.is_set():
         connection: AsyncConnection | None = None
+        if not may_take():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), retry_seconds)
+            continue
         try:
             connection = await db.engine.connect()
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from functools import partial
 from typing import Protocol
@@ -66,8 +66,11 @@ class Pipeline:
         classifier: Classifier | None = None,
         on_outbox: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        mailboxes: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.db = db
+        self.mailboxes = mailboxes
+        """Decide only mail of these mailboxes (the ones this process watches); None: all."""
         self.settings = settings
         self.classifier = classifier
         self.on_outbox = on_outbox or (lambda: None)
@@ -84,13 +87,20 @@ class Pipeline:
         and the others commit together, each exactly as if it had been recorded alone."""
         outcomes: list[Outcome] = []
         while len(outcomes) < limit:
+            query = select(InboundMessage.id, InboundMessage.raw, InboundMessage.mailbox).where(
+                InboundMessage.status == "pending"
+            )
+            if self.mailboxes is not None:
+                names = sorted(self.mailboxes())
+                if not names:
+                    break
+                query = query.where(InboundMessage.mailbox.in_(names))
             async with self.db.read() as session:
                 rows = (
                     await session.execute(
-                        select(InboundMessage.id, InboundMessage.raw, InboundMessage.mailbox)
-                        .where(InboundMessage.status == "pending")
-                        .order_by(InboundMessage.id)
-                        .limit(min(BATCH_SIZE, limit - len(outcomes)))
+                        query.order_by(InboundMessage.id).limit(
+                            min(BATCH_SIZE, limit - len(outcomes))
+                        )
                     )
                 ).all()
             if not rows:

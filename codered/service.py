@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from codered.audit import append
 from codered.db.engine import Database
 from codered.db.migrate import upgrade
+from codered.db.models import utcnow
 from codered.drafts import DraftingWorker, make_drafter
 from codered.filing import MailboxFiler
 from codered.job_leases import release_lease
@@ -32,6 +33,7 @@ from codered.outbox import OutboxWorker
 from codered.pipeline import Classifier, Outcome, Pipeline
 from codered.policy_clock import CLOCK_LEASE, PolicyClock
 from codered.settings import MailboxSettings, Settings
+from codered.worker_share import HEARTBEAT_SECONDS, WorkerShare
 from inbox.multiplex import watch_on_loop
 from inbox.ports import ImapAccount, WatcherState, WatcherStatus
 from inbox.watcher import MailboxWatcher
@@ -169,12 +171,20 @@ class Service:
             self._outbox_wakeup.set()
             self._policy_wakeup.set()
 
+        # Mailboxes this process watches now; on PostgreSQL it decides only their mail, so
+        # that processes sharing the database share the deciding as they share the watching.
+        self.held: set[str] = set()
+        self._yield: dict[str, asyncio.Event] = {
+            m.name: asyncio.Event() for m in settings.mailboxes
+        }
         self.pipeline = Pipeline(
             self.db,
             settings,
             classifier=_model_classifier(settings),
             on_outbox=decided,
+            mailboxes=None if self.db.is_sqlite else (lambda: self.held),
         )
+        self.share = WorkerShare(self.db, worker_identity(), len(settings.mailboxes))
         self.outbox = OutboxWorker(
             self.db,
             smtp_server(settings),
@@ -275,6 +285,8 @@ class Service:
             asyncio.create_task(self._drafting_loop(stop), name="drafting"),
             asyncio.create_task(self._policy_loop(stop), name="policies"),
         ]
+        if not self.db.is_sqlite:
+            tasks.append(asyncio.create_task(self._share_loop(stop), name="worker-share"))
         if self.web is not None:
             tasks.append(asyncio.create_task(self.web.run(stop), name="web"))
             log.info("review desk on http://%s:%d/", self.web.host, self.web.port)
@@ -297,6 +309,7 @@ class Service:
             await asyncio.gather(*watch_tasks, *tasks, return_exceptions=True)
             with contextlib.suppress(Exception):  # another process may take over at once
                 await release_lease(self.db, CLOCK_LEASE, self.policies.identity)
+                await self.share.leave()
             await self.db.dispose()
             self._imap_pool.shutdown(wait=False, cancel_futures=True)
             if self.tokens is not None:
@@ -311,17 +324,29 @@ class Service:
         its IDLE wait shares the loop's selector and its blocking steps the IMAP pool,
         so a process watching many mailboxes needs no thread per mailbox."""
         assert self.store is not None
+        give_up = self._yield[mailbox.name]
         while not stop.is_set():
-            async with hold_mailbox(self.db, mailbox.name, stop) as lost:
+            async with hold_mailbox(
+                self.db,
+                mailbox.name,
+                stop,
+                may_take=lambda: len(self.held) < self.share.share,
+            ) as lost:
                 if lost is None:
                     return
+                give_up.clear()
+                self.held.add(mailbox.name)
                 account = imap_account(mailbox, self.tokens)
                 watcher = MailboxWatcher(account, self.store, on_stored=wake)
                 self.watchers.append(watcher)
                 watching = asyncio.create_task(
                     watch_on_loop(watcher, self._imap_pool), name=f"imap-{mailbox.name}"
                 )
-                waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
+                waiters = [
+                    asyncio.create_task(stop.wait()),
+                    asyncio.create_task(lost.wait()),
+                    asyncio.create_task(give_up.wait()),
+                ]
                 try:
                     await asyncio.wait([*waiters, watching], return_when=asyncio.FIRST_COMPLETED)
                 finally:
@@ -329,6 +354,22 @@ class Service:
                         waiter.cancel()
                     await _stop_watching(watcher, watching)
                     self.watchers.remove(watcher)
+                    self.held.discard(mailbox.name)
+                if give_up.is_set():
+                    log.info(
+                        "%s: handed over to share the mailboxes with other workers", mailbox.name
+                    )
+
+    async def _share_loop(self, stop: asyncio.Event) -> None:
+        """Renew this worker's row; above its share, let one mailbox go per pass (PostgreSQL)."""
+        while not stop.is_set():
+            try:
+                share = await self.share.renew(utcnow())
+                if len(self.held) > share:
+                    self._yield[sorted(self.held)[-1]].set()
+            except Exception:
+                log.exception("worker share pass failed; retrying shortly")
+            await _wait(stop, HEARTBEAT_SECONDS)
 
     async def _pipeline_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,9 +20,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from codered.db.write_lock import WriteLock
 
-__all__ = ["Database"]
+__all__ = ["WRITERS_LOCK", "Database"]
 
 T = TypeVar("T")
+
+WRITERS_LOCK = 7243101
+"""PostgreSQL transaction-level advisory lock of the writers (it keeps the audit chain a
+line). Every write transaction takes it first, before any row lock: taken at its first
+audit entry instead, after rows it had locked, two processes could each hold what the
+other waits for (seen as "deadlock detected" with two workers)."""
+
+
+_TAKE_WRITERS_LOCK = text(f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -96,6 +105,7 @@ class Database:
                 yield session
         else:
             async with self.write_sessions() as session, session.begin():
+                await session.execute(_TAKE_WRITERS_LOCK)
                 yield session
 
     async def run_write(self, work: Callable[[Session], T], *, urgent: bool = False) -> T:
@@ -107,7 +117,7 @@ class Database:
         one worker thread, with the standard driver, while the event loop goes on serving
         IMAP and SMTP. On PostgreSQL (and in-memory SQLite) ``work`` runs on the async
         session's connection instead, through ``run_sync``; the semantics are the same."""
-        if self._sync_writes is None:
+        if self._sync_writes is None:  # PostgreSQL (or in-memory SQLite): on the async session
             async with self.write(urgent=urgent) as session:
                 return await session.run_sync(work)
         assert self._write_lock is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 import time
 import uuid
@@ -134,14 +135,15 @@ def _signed(key: int) -> int:
 
 
 def _takeovers(services: list[ServiceProcess]) -> dict[str, list[int]]:
-    """Which process logged that it now watches each mailbox (one entry per take)."""
-    taken: dict[str, list[int]] = defaultdict(list)
+    """Which process logged that it now watches each mailbox (one entry per take), in the
+    order of the log timestamps: the last one is the holder at the end."""
+    taken: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for service in services:
         for entry in service.log_lines():
             message = str(entry.get("message", ""))
             if message.endswith(": this process now watches the mailbox"):
-                taken[message.split(":", 1)[0]].append(service.pid)
-    return dict(taken)
+                taken[message.split(":", 1)[0]].append((str(entry.get("ts", "")), service.pid))
+    return {mailbox: [pid for _, pid in sorted(takes)] for mailbox, takes in taken.items()}
 
 
 def _senders_by_pid(probe: DbProbe) -> dict[str, int]:
@@ -200,7 +202,12 @@ def _phase(
         values["lock_holder_pids"] = {m: sorted(p) for m, p in sampler.holders.items()}
         takes = _takeovers(services)
         values["mailbox_takes"] = {m: len(p) for m, p in takes.items()}
+        # A process that joins later is handed mailboxes (codered/worker_share.py): at most
+        # one hand-over per mailbox, and at the end nobody holds more than its share.
         values["extra_takes"] = sum(max(0, len(p) - 1) for p in takes.values())
+        held = Counter(p[-1] for p in takes.values() if p)
+        values["held_at_end"] = {str(pid): n for pid, n in sorted(held.items())}
+        values["most_held_at_end"] = max(held.values(), default=0)
         for service in services:
             service.stop()
         values["log_problems"] = log_problems(*services)
@@ -210,7 +217,9 @@ def _phase(
     result.correct("no duplicate outbox row", "outbox_duplicates")
     result.correct("every complaint acknowledged", "acks_missing")
     result.correct("one lock holder per mailbox at a time", "max_lock_holders", "<=", 1)
-    result.correct("each mailbox taken once", "extra_takes")
+    share = math.ceil(len(boxes) / processes)
+    result.correct("at most one hand-over per mailbox", "extra_takes", "<=", len(boxes))
+    result.correct("mailboxes shared: none holds over its share", "most_held_at_end", "<=", share)
     return result
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from imapclient import IMAPClient
 from sqlalchemy import text
 
 from codered.db.engine import Database
@@ -19,6 +20,7 @@ from codered.mailbox_lock import lock_key
 from tests.e2e.helpers import outbox
 from tests.support import mail
 from tests.support.cli import cli_env, codered_command, write_config
+from tests.support.dovecot import DovecotServer
 from tests.support.postgres import postgres_database
 from tests.support.service import make_settings, query, wait_until
 
@@ -36,7 +38,7 @@ def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _lock_holder_pid(settings: object) -> int | None:
+def _lock_holder_pid(settings: object, mailbox: str = "support") -> int | None:
     """The OS pid of the codered process holding the mailbox lock (from application_name)."""
 
     async def work(db: Database) -> int | None:
@@ -47,7 +49,7 @@ def _lock_holder_pid(settings: object) -> int | None:
                     "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
                     "AND ((l.classid::bigint << 32) | l.objid::bigint) = :key"
                 ),
-                {"key": lock_key("support")},
+                {"key": lock_key(mailbox)},
             )
         return int(name.rsplit(" ", 1)[1]) if name else None
 
@@ -124,3 +126,78 @@ def test_lock_keys_are_stable_and_distinct() -> None:
     assert lock_key("support") == lock_key("support")
     assert lock_key("support") != lock_key("billing")
     assert -(2**63) <= lock_key("support") < 2**63
+
+
+@pytest.mark.dovecot
+def test_a_second_process_is_handed_its_share_of_the_mailboxes_and_gives_it_back(
+    dovecot: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """The first process watches both mailboxes; a second one that starts is handed one
+    (each then decides its own mailbox's mail); when it stops, the first takes it back."""
+    folders = ["Support", "Billing"]
+    with IMAPClient(dovecot.host, port=dovecot.port, ssl=False, timeout=10) as client:
+        client.login(dovecot.username, dovecot.password)
+        for folder in folders:
+            client.create_folder(folder)
+    with postgres_database() as url:
+        settings = make_settings(
+            tmp_path,
+            dovecot.port,
+            smtp_sink.port,
+            database_url=url,
+            mailboxes=[
+                {
+                    "name": folder.lower(),
+                    "address": f"{folder.lower()}@acme.example",
+                    "imap_host": "127.0.0.1",
+                    "imap_port": dovecot.port,
+                    "imap_security": "none",
+                    "imap_username": dovecot.username,
+                    "imap_password": dovecot.password,
+                    "folder": folder,
+                    "file_sent": False,
+                }
+                for folder in folders
+            ],
+        )
+        config = write_config(tmp_path / "codered.toml", settings)
+
+        def holders() -> list[int | None]:
+            return [_lock_holder_pid(settings, folder.lower()) for folder in folders]
+
+        first = _start(config, tmp_path / "run0.log")
+        processes = [first]
+        try:
+            wait_until(lambda: holders() == [first.pid] * 2, 30, "the first watches both")
+            second = _start(config, tmp_path / "run1.log")
+            processes.append(second)
+            wait_until(
+                lambda: sorted(map(str, holders())) == sorted([str(first.pid), str(second.pid)]),
+                40,
+                "one mailbox each",
+            )
+            for n, folder in enumerate(folders):
+                _, raw = mail.outage_complaint(
+                    sender=f"C{n} <c{n}@contoso.example>", to=f"{folder.lower()}@acme.example"
+                )
+                dovecot.append(raw, folder=folder)
+            received = smtp_sink.wait_for(2, timeout=40)
+            assert sorted(r for m in received for r in m.recipients) == [
+                "c0@contoso.example",
+                "c1@contoso.example",
+            ]
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(20) == 0
+            wait_until(lambda: holders() == [first.pid] * 2, 40, "the first takes both back")
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(20) == 0
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                process.wait(10)
+        logs = "".join(p.read_text() for p in tmp_path.glob("run*.log"))
+        assert "Traceback" not in logs, logs[-3000:]
+        assert "to share the mailboxes with other workers" in logs
+        rows = outbox(settings)
+        assert sorted(r.status for r in rows) == ["sent", "sent"]

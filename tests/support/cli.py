@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codered.settings import Settings
+from codered.settings import MailboxSettings, Settings
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -47,9 +47,9 @@ def _s(value: str) -> str:
 def config_text(
     settings: Settings, *, smtp_port: int | None = None, imap_password: str | None = None
 ) -> str:
-    """``settings`` as the TOML file an operator would write (one mailbox, plain SMTP)."""
+    """``settings`` as the TOML file an operator would write (plain SMTP)."""
     company, smtp = settings.company, settings.smtp
-    [box] = settings.mailboxes
+    mailboxes = "\n".join(_mailbox(box, imap_password) for box in settings.mailboxes)
     return f"""\
 [database]
 url = {_s(settings.database.url)}
@@ -61,17 +61,7 @@ business_hours = {_s(company.business_hours)}
 business_days = {_s(company.business_days)}
 holidays = {_s(company.holidays)}
 
-[[mailboxes]]
-name = {_s(box.name)}
-address = {_s(box.address)}
-imap_host = {_s(box.imap_host)}
-imap_port = {box.imap_port}
-imap_security = {_s(box.imap_security)}
-imap_username = {_s(box.imap_username)}
-imap_password = {_s(box.password() if imap_password is None else imap_password)}
-folder = {_s(box.folder)}
-poll_interval_seconds = {box.poll_interval_seconds}
-
+{mailboxes}
 [smtp]
 host = {_s(smtp.host)}
 port = {smtp.port if smtp_port is None else smtp_port}
@@ -85,6 +75,22 @@ enabled = {"true" if settings.web.enabled else "false"}
 host = {_s(settings.web.host)}
 port = {settings.web.port}
 {_people(settings)}"""
+
+
+def _mailbox(box: MailboxSettings, imap_password: str | None) -> str:
+    return f"""\
+[[mailboxes]]
+name = {_s(box.name)}
+address = {_s(box.address)}
+imap_host = {_s(box.imap_host)}
+imap_port = {box.imap_port}
+imap_security = {_s(box.imap_security)}
+imap_username = {_s(box.imap_username)}
+imap_password = {_s(box.password() if imap_password is None else imap_password)}
+folder = {_s(box.folder)}
+poll_interval_seconds = {box.poll_interval_seconds}
+file_sent = {"true" if box.file_sent else "false"}
+"""
 
 
 def _value(value: Any) -> str:
