@@ -90,6 +90,36 @@ class SendResult:
 _Claimed = tuple[int, int | None]
 """A claimed outbox row: its id and its incident's."""
 
+
+@dataclass(frozen=True)
+class _ToSend:
+    """What sending one row needs, read when it was claimed (or again, when our lease ran
+    out before its turn came)."""
+
+    outbox_id: int
+    incident_id: int | None
+    lease_until: datetime
+    kind: str
+    mailbox: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+
+    @classmethod
+    def of(cls, row: OutboxMessage) -> _ToSend:
+        assert row.lease_until is not None
+        return cls(
+            row.id,
+            row.incident_id,
+            row.lease_until,
+            row.kind,
+            row.mailbox,
+            row.envelope_from,
+            tuple(row.recipients),
+            row.raw,
+        )
+
+
 CLAIM_BATCH = 10
 """Rows claimed per transaction while mail is waiting."""
 
@@ -144,12 +174,14 @@ class OutboxWorker:
             claimed = await self._claim(min(CLAIM_BATCH, limit - len(results)))
             if not claimed:
                 break
-            groups = _side_by_side(claimed, self.parallel)
+            by_id = {send.outbox_id: send for send in claimed}
+            pairs = [(send.outbox_id, send.incident_id) for send in claimed]
+            groups = _side_by_side(pairs, self.parallel)
             for index, group in enumerate(groups):
                 if stop is not None and stop.is_set():
                     await self._hand_back([row for later in groups[index:] for row, _ in later])
                     return results
-                results += await asyncio.gather(*(self._send(row) for row, _ in group))
+                results += await asyncio.gather(*(self._send(row, by_id[row]) for row, _ in group))
         return results
 
     async def _hand_back(self, outbox_ids: list[int]) -> None:
@@ -174,12 +206,12 @@ class OutboxWorker:
             return None
         return max(0.0, (due - self.clock()).total_seconds())
 
-    async def _claim(self, limit: int) -> list[_Claimed]:
+    async def _claim(self, limit: int) -> list[_ToSend]:
         return await self.db.run_write(partial(self._claim_in, limit, self.clock()), urgent=True)
 
-    def _claim_in(self, limit: int, now: datetime, session: Session) -> list[_Claimed]:
+    def _claim_in(self, limit: int, now: datetime, session: Session) -> list[_ToSend]:
         """Claim up to ``limit`` due rows (and rows whose sender's lease lapsed) in ``session``;
-        returns each row's id and incident."""
+        returns what sending each needs."""
         query = (
             select(OutboxMessage)
             .where(
@@ -193,7 +225,7 @@ class OutboxWorker:
         )
         if not self.db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
-        claimed: list[_Claimed] = []
+        claimed: list[_ToSend] = []
         for row in session.scalars(query).all():
             if row.status == "sending":
                 expired = row.lease_until is None or row.lease_until <= now
@@ -211,25 +243,30 @@ class OutboxWorker:
             # by the delivery deadline), so its lease covers them.
             row.lease_until = now + self.lease * (len(claimed) + 1)
             row.attempts += 1
-            claimed.append((row.id, row.incident_id))
+            claimed.append(_ToSend.of(row))
             if len(claimed) >= limit:
                 break
         return claimed
 
-    async def _send(self, outbox_id: int) -> SendResult:
-        row = await self.db.run_read(lambda session: session.get(OutboxMessage, outbox_id))
-        assert row is not None
-        if row.status != "sending" or row.lease_owner != self.identity:
-            # Taken over while it waited in our batch (our lease ran out): not ours.
-            return SendResult(outbox_id, "skipped", f"held by {row.lease_owner}")
-        envelope_from, recipients, raw = row.envelope_from, list(row.recipients), row.raw
+    async def _send(self, outbox_id: int, claimed: _ToSend | None = None) -> SendResult:
+        """Send one row we hold. Read again only when our lease ran out before its turn:
+        while it runs, nobody else can have taken the row over."""
+        send = claimed
+        if send is None or self.clock() >= send.lease_until:
+            row = await self.db.run_read(lambda session: session.get(OutboxMessage, outbox_id))
+            assert row is not None
+            if row.status != "sending" or row.lease_owner != self.identity:
+                # Taken over while it waited in our batch (our lease ran out): not ours.
+                return SendResult(outbox_id, "skipped", f"held by {row.lease_owner}")
+            send = _ToSend.of(row)
         # Operational alerts go through the shared relay: the alert may be that this
         # mailbox's own (OAuth2) server can no longer be signed in to.
         server = (
             self.server
-            if row.kind == "internal.alert"
-            else self.servers.get(row.mailbox, self.server)
+            if send.kind == "internal.alert"
+            else self.servers.get(send.mailbox, self.server)
         )
+        envelope_from, recipients, raw = send.envelope_from, list(send.recipients), send.raw
         crashpoint("before_smtp_data")
         try:
             result = await deliver(server, envelope_from, recipients, raw, pool=self.pool)

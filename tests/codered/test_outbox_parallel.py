@@ -3,6 +3,7 @@ together, and each exactly once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -74,5 +75,38 @@ async def test_parallel_sends_deliver_each_row_once_in_incident_order(
         async with db.read() as session:
             statuses = (await session.scalars(select(OutboxMessage.status))).all()
         assert statuses == ["sent"] * 8
+    finally:
+        await db.dispose()
+
+
+async def test_a_row_whose_lease_ran_out_before_its_turn_is_read_again_and_skipped(
+    tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    """Sending from what the claim read is safe only while our lease runs; after it ran out
+    another worker may hold the row, and then this one must not send it."""
+    settings = make_settings(tmp_path, 1, smtp_sink.port)
+    db = Database(settings.database.url)
+    try:
+        await upgrade(db)
+        _, raw = mail.outage_complaint(sender="Ann <ann@contoso.example>")
+        async with db.write() as session:
+            session.add(InboundMessage(mailbox="support", uidvalidity=1, uid=1, size=1, raw=raw))
+        await Pipeline(db, settings).process_pending()
+        now = [datetime.now(UTC)]
+        slow = OutboxWorker(
+            db, smtp_server(settings), lease_seconds=60, identity="host-a:1:a", clock=lambda: now[0]
+        )
+        [claimed] = await slow._claim(1)
+        now[0] += timedelta(seconds=61)  # our lease ran out while the row waited its turn
+        other = OutboxWorker(
+            db, smtp_server(settings), lease_seconds=60, identity="host-b:2:b", clock=lambda: now[0]
+        )
+        assert [c.outbox_id for c in await other._claim(1)] == [claimed.outbox_id]
+
+        result = await slow._send(claimed.outbox_id, claimed)
+        slow.close()
+        other.close()
+        assert result.status == "skipped" and "host-b:2:b" in result.detail
+        assert smtp_sink.messages == []
     finally:
         await db.dispose()
