@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from codered.connections import imap_account, oauth_tokens, smtp_server
 from codered.db.engine import Database
 from codered.db.migrate import current_revision, head_revision
 from codered.db.models import DeadLetter, OutboxMessage
 from codered.health import open_alerts
 from codered.queries import list_mailboxes
-from codered.service import imap_account, oauth_tokens, smtp_server
 from codered.settings import Settings
 from inbox.watcher import check_imap
 from mailer.deliver import check_smtp

@@ -236,8 +236,8 @@ def outbox_retry(
 ) -> None:
     """Send a failed message again now (same bytes, same Message-ID)."""
     settings = load_cli_settings(config)
+    from codered.connections import oauth_tokens, smtp_server, smtp_servers
     from codered.outbox import OutboxWorker, SendResult, retry_failed
-    from codered.service import oauth_tokens, smtp_server, smtp_servers
 
     async def _work(db: Any) -> SendResult:
         servers = smtp_servers(settings, oauth_tokens(settings))
@@ -286,9 +286,9 @@ def deadletters_retry(
 ) -> None:
     """Run a dead letter through the pipeline again (fetching it first if it was never fetched)."""
     settings = load_cli_settings(config)
+    from codered.connections import imap_account, oauth_tokens
     from codered.deadletters import retry_dead_letter
     from codered.pipeline import Outcome, Pipeline
-    from codered.service import imap_account, oauth_tokens
     from inbox.watcher import fetch_one
 
     def fetch_raw(mailbox: str, uidvalidity: int, uid: int) -> bytes:

@@ -237,8 +237,8 @@ def drafts_approve(
     settings = load_cli_settings(config)
     edited = _read_text(None, edit_file)
     from codered.approval import approve_draft
+    from codered.connections import oauth_tokens, smtp_server, smtp_servers
     from codered.outbox import OutboxWorker, send_now
-    from codered.service import oauth_tokens, smtp_server, smtp_servers
 
     async def _work(db: Any) -> tuple[Any, Any]:
         approval = await approve_draft(

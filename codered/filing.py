@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from codered import audit
+from codered.connections import imap_account
 from codered.db.engine import Database
 from codered.db.models import InboundMessage, OutboxMessage
 from codered.settings import Settings
@@ -73,8 +74,6 @@ class MailboxFiler:
             await asyncio.to_thread(connection.close_if_idle)
 
     def _connection(self, name: str) -> FilingConnection:
-        from codered.service import imap_account  # the service builds IMAP accounts
-
         if name not in self.connections:
             box = self.settings.mailbox(name)
             self.connections[name] = FilingConnection(imap_account(box, self.tokens))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from codered.connections import smtp_server
 from codered.db.engine import Database
 from codered.db.migrate import upgrade
 from codered.db.models import InboundMessage, Incident, OutboxMessage
@@ -15,7 +16,6 @@ from codered.embedded import SmtpSink
 from codered.notifications import queue_internal_mail
 from codered.outbox import OutboxWorker, _side_by_side
 from codered.pipeline import Pipeline
-from codered.service import smtp_server
 from tests.support import mail
 from tests.support.service import make_settings
 
