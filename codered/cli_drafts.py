@@ -130,6 +130,19 @@ async def _detail(db: Any, draft_id: int) -> dict[str, Any]:
         return await draft_detail(session, draft_id)
 
 
+async def _finished(db: Any, draft_id: int, seconds: float) -> dict[str, Any]:
+    """The draft once it is no longer being drafted, or as it is after ``seconds``."""
+    import asyncio
+
+    detail = await _detail(db, draft_id)
+    for _ in range(max(1, int(seconds / 0.2))):  # bounded: ``seconds`` in 0.2 s steps
+        if detail["status"] not in ("requested", "drafting"):
+            break
+        await asyncio.sleep(0.2)
+        detail = await _detail(db, draft_id)
+    return detail
+
+
 @drafts_app.command("create")
 def drafts_create(
     reference: Annotated[str, typer.Argument(help="Incident reference, e.g. CR-1042.")],
@@ -158,7 +171,9 @@ def drafts_create(
             drafter = make_drafter(settings)
             worker = DraftingWorker(db, settings, drafter, identity=worker_identity())
             with console().status(f"drafting {kind.value} for {reference} with {drafter.name}…"):
-                await worker.run(draft_id)
+                if await worker.run(draft_id) is None:
+                    # A running service claimed the request first: wait for its draft.
+                    return await _finished(db, draft_id, settings.llm.retry_deadline_seconds + 30)
         return await _detail(db, draft_id)
 
     try:

@@ -154,7 +154,7 @@ def test_the_api_needs_credentials(desk: Desk) -> None:
 def test_a_csm_may_not_override_a_blocking_finding(desk: Desk) -> None:
     created = desk.cli("drafts", "create", desk.reference, "--kind", "summary", "--json")
     draft = json.loads(created.stdout)
-    assert any(f["severity"] == "blocking" for f in draft["finding_list"])
+    assert any(f["severity"] == "blocking" for f in draft["finding_list"]), created.stdout
     with desk.api("csm") as client:
         blocked = client.post(f"/api/drafts/{draft['id']}/approve", json={})
         assert blocked.status_code == 409 and blocked.json()["detail"]["findings"]
