@@ -8,7 +8,6 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from imapclient import IMAPClient
 
 from codered.embedded import SmtpSink
 from codered.service import IMAP_POOL_MAX
@@ -30,10 +29,6 @@ def test_sixteen_mailboxes_idle_on_a_few_threads_and_each_answers(
     dovecot: DovecotServer, tmp_path: Path
 ) -> None:
     folders = [f"Team{n:02d}" for n in range(MAILBOXES)]
-    with IMAPClient(dovecot.host, port=dovecot.port, ssl=False, timeout=10) as client:
-        client.login(dovecot.username, dovecot.password)
-        for folder in folders:
-            client.create_folder(folder)
     with SmtpSink() as sink:
         settings = make_settings(
             tmp_path,
@@ -41,20 +36,7 @@ def test_sixteen_mailboxes_idle_on_a_few_threads_and_each_answers(
             sink.port,
             username=dovecot.username,
             password=dovecot.password,
-            mailboxes=[
-                {
-                    "name": folder.lower(),
-                    "address": f"{folder.lower()}@acme.example",
-                    "imap_host": "127.0.0.1",
-                    "imap_port": dovecot.port,
-                    "imap_security": "none",
-                    "imap_username": dovecot.username,
-                    "imap_password": dovecot.password,
-                    "folder": folder,
-                    "file_sent": False,
-                }
-                for folder in folders
-            ],
+            mailboxes=dovecot.folder_mailboxes(folders),
         )
         with RunningService(settings) as running:
             service = running.service

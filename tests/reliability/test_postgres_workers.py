@@ -10,7 +10,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from imapclient import IMAPClient
 from sqlalchemy import text
 
 from codered.db.engine import Database
@@ -135,30 +134,13 @@ def test_a_second_process_is_handed_its_share_of_the_mailboxes_and_gives_it_back
     """The first process watches both mailboxes; a second one that starts is handed one
     (each then decides its own mailbox's mail); when it stops, the first takes it back."""
     folders = ["Support", "Billing"]
-    with IMAPClient(dovecot.host, port=dovecot.port, ssl=False, timeout=10) as client:
-        client.login(dovecot.username, dovecot.password)
-        for folder in folders:
-            client.create_folder(folder)
     with postgres_database() as url:
         settings = make_settings(
             tmp_path,
             dovecot.port,
             smtp_sink.port,
             database_url=url,
-            mailboxes=[
-                {
-                    "name": folder.lower(),
-                    "address": f"{folder.lower()}@acme.example",
-                    "imap_host": "127.0.0.1",
-                    "imap_port": dovecot.port,
-                    "imap_security": "none",
-                    "imap_username": dovecot.username,
-                    "imap_password": dovecot.password,
-                    "folder": folder,
-                    "file_sent": False,
-                }
-                for folder in folders
-            ],
+            mailboxes=dovecot.folder_mailboxes(folders),
         )
         config = write_config(tmp_path / "codered.toml", settings)
 

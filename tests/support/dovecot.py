@@ -295,6 +295,28 @@ class DovecotServer:
         settings.update(overrides)
         return ImapAccount(**settings)
 
+    def folder_mailboxes(self, folders: list[str]) -> list[dict[str, Any]]:
+        """A ``[[mailboxes]]`` entry per folder (created here), each its own address
+        ``<folder>@acme.example``, none filing copies in Sent."""
+        with IMAPClient(self.host, port=self.port, ssl=False, timeout=10) as client:
+            client.login(self.username, self.password)
+            for folder in folders:
+                client.create_folder(folder)
+        return [
+            {
+                "name": folder.lower(),
+                "address": f"{folder.lower()}@acme.example",
+                "imap_host": "127.0.0.1",
+                "imap_port": self.port,
+                "imap_security": "none",
+                "imap_username": self.username,
+                "imap_password": self.password,
+                "folder": folder,
+                "file_sent": False,
+            }
+            for folder in folders
+        ]
+
     def append(self, raw: bytes, folder: str = "INBOX") -> None:
         """Deliver a message over IMAP APPEND from a separate connection."""
         with IMAPClient(self.host, port=self.port, ssl=False, timeout=10) as client:
