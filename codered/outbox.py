@@ -25,6 +25,7 @@ from codered import audit
 from codered.crashpoints import crashpoint
 from codered.db.engine import Database
 from codered.db.models import Incident, OutboxMessage, utcnow
+from codered.group_commit import GroupCommit
 from codered.leaseholders import holder_is_dead, worker_identity
 from codered.promises import settle_promises
 from mailer.compose import ComposedMessage
@@ -153,6 +154,8 @@ class OutboxWorker:
         """Messages sent at once, each on a connection of its own (``[smtp] connections``)."""
         self.pool = SmtpPool(per_server=self.parallel)
         """Connections kept between messages; closed by :meth:`close`."""
+        self._marks = GroupCommit(db, self._sent_in)
+        """Each sent row's mark, committed as soon as the write lock allows."""
 
     def close(self) -> None:
         self.pool.close_all()
@@ -279,12 +282,14 @@ class OutboxWorker:
         return await self._sent(outbox_id, result.reply)
 
     async def _sent(self, outbox_id: int, reply: str) -> SendResult:
-        await self.db.run_write(partial(self._sent_in, outbox_id, reply), urgent=True)
+        await self._marks.submit((outbox_id, reply))
         return SendResult(outbox_id, "sent", reply)
 
-    def _sent_in(self, outbox_id: int, reply: str, session: Session) -> None:
-        """The server took the row: mark it sent, settle what it answers, audit it. One
-        short transaction, on a worker thread on SQLite (see ``Database.run_write``)."""
+    def _sent_in(self, session: Session, sent: tuple[int, str]) -> None:
+        """The server took the row: mark it sent, settle what it answers, audit it. Marks
+        of rows sent side by side commit together (:class:`codered.group_commit.GroupCommit`),
+        on a worker thread on SQLite (see ``Database.run_write``)."""
+        outbox_id, reply = sent
         row = session.get(OutboxMessage, outbox_id)
         assert row is not None
         row.status = "sent"

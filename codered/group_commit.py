@@ -1,0 +1,88 @@
+"""Small writes that arrive together commit together, each still as soon as it can.
+
+Why: the outbox sends several messages at once, and each one's "sent" must be committed
+right after the server's 250 (that gap is the only window in which a message can go out
+twice). Committed one by one, the marks queue behind each other for the write lock and
+each pays its own fsync. Here a mark that arrives while a commit is under way waits for
+the next one, which takes every mark waiting by then: no mark waits longer than it
+would have for the lock anyway, and a flood pays one commit per group.
+
+Each item runs under its own savepoint, so one that fails (a bug, a row gone) fails
+alone; its submitter gets the exception, the others their commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from codered import audit
+from codered.db.engine import Database
+
+__all__ = ["GroupCommit"]
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+
+
+class GroupCommit(Generic[Item]):
+    def __init__(
+        self, db: Database, write_one: Callable[[Session, Item], None], *, urgent: bool = True
+    ) -> None:
+        self.db = db
+        self.write_one = write_one
+        self.urgent = urgent
+        self._waiting: list[tuple[Item, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self.commits = 0
+        """Transactions committed (read by tests)."""
+
+    async def submit(self, item: Item) -> None:
+        """Write ``item``; returns once its transaction committed, raises if it failed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_waiting(), name="group-commit")
+        await asyncio.shield(done)  # a cancelled submitter does not cancel the others' commit
+
+    async def _commit_waiting(self) -> None:
+        # Bounded: each round takes every item waiting, and only ``submit`` adds more.
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            try:
+                failures = await self.db.run_write(
+                    partial(self._write_all, [item for item, _ in group]), urgent=self.urgent
+                )
+            except Exception as exc:  # the commit itself failed: nobody's write stands
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            self.commits += 1
+            for (_, done), failure in zip(group, failures, strict=True):
+                if done.done():
+                    continue
+                if failure is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(failure)
+
+    def _write_all(self, items: list[Item], session: Session) -> list[Exception | None]:
+        failures: list[Exception | None] = []
+        for item in items:
+            try:
+                with session.begin_nested():
+                    self.write_one(session, item)
+            except Exception as exc:
+                audit.forget_head(session)  # the savepoint took its entries back
+                log.exception("writing %r failed", item)
+                failures.append(exc)
+            else:
+                failures.append(None)
+        return failures
