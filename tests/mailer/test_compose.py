@@ -508,3 +508,26 @@ def test_internationalized_domain_is_sent_in_ascii_form() -> None:
 def test_unusable_recipient_is_refused_not_mangled(address: str) -> None:
     with pytest.raises(ValueError):
         compose_acknowledgement(make_facts(customer=EmailAddress(address, "")), now=NOW)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"customer": EmailAddress("j@kunde.example", 'Jürgen "Ops" Müller, Ltd.')},
+        {"original_subject": "Ausfall — bitte sofort! " * 12, "language": "de"},
+        {"original_references": tuple(f"<r{n}@x.example>" for n in range(30))},
+    ],
+)
+def test_the_cached_header_classes_give_the_same_bytes_as_the_standard_registry(
+    changes: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compose policy makes each header class once; the bytes must not change."""
+    import mailer.compose as compose
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    facts = make_facts(**changes)
+    cached = [compose.compose_acknowledgement(facts, now=now).raw for _ in range(2)]
+    monkeypatch.setattr(compose, "_POLICY", policy.SMTP.clone(refold_source="none"))
+    standard = compose.compose_acknowledgement(facts, now=now).raw
+    assert cached == [standard, standard]
