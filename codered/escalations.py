@@ -25,7 +25,7 @@ from codered import audit
 from codered.db.engine import Database
 from codered.db.models import InboundMessage, Incident, PolicyEvent
 from codered.notifications import queue_internal_mail_sync
-from codered.policy_events import once_sync
+from codered.policy_events import EventsOnce
 from codered.settings import Settings
 from inbox.message import ParseError
 from inbox.parse import parse_email
@@ -178,15 +178,27 @@ class Escalator:
     ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
         done: list[str] = []
         payloads: list[tuple[str, dict[str, Any]]] = []
+        events = EventsOnce(
+            session,
+            [
+                key
+                for i in incidents
+                for key in (
+                    f"escalation_check:{i.reference}",
+                    f"escalated:{i.reference}",
+                    f"at_risk:{domain_of(i.customer_email)}",
+                )
+            ],
+        )
         for incident, known in zip(incidents, facts, strict=True):
             key = f"escalation_check:{incident.reference}"
-            if not once_sync(session, key, "escalation_check", incident.id, {}):
+            if not events.once(key, "escalation_check", incident.id, {}):
                 continue  # another pass checked it meanwhile
             hits = escalate(known, self.rules(incident.mailbox))
             if hits:  # one escalation per incident, however many rules fired
                 live = session.get(Incident, incident.id)
                 assert live is not None
-                payload = self._escalate(session, live, hits, now)
+                payload = self._escalate(session, events, live, hits, now)
                 if payload is not None:
                     done.append(f"escalated:{incident.reference}")
                     url = self.settings.for_mailbox(incident.mailbox).policies.webhook_url
@@ -195,20 +207,24 @@ class Escalator:
         return done, payloads
 
     def _escalate(
-        self, session: Session, incident: Incident, hits: list[EscalationHit], now: datetime
+        self,
+        session: Session,
+        events: EventsOnce,
+        incident: Incident,
+        hits: list[EscalationHit],
+        now: datetime,
     ) -> dict[str, Any] | None:
         key = f"escalated:{incident.reference}"
         reasons = list(dict.fromkeys(r for hit in hits for r in hit.reasons))
         data = {"rules": [hit.rule for hit in hits], "reasons": reasons}
-        if not once_sync(session, key, "escalation", incident.id, data):
+        if not events.once(key, "escalation", incident.id, data):
             return None
         incident.escalated_at = incident.escalated_at or now
         audit.append_sync(session, "incident.escalated", data, incident_id=incident.id)
         if any(hit.mark_at_risk for hit in hits):
             domain = domain_of(incident.customer_email)
             rule = next(hit.rule for hit in hits if hit.mark_at_risk)
-            once_sync(
-                session,
+            events.once(
                 f"at_risk:{domain}",
                 "at_risk",
                 incident.id,

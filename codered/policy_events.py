@@ -3,7 +3,7 @@ transaction of the action itself (see :mod:`codered.policy_clock`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from codered.db.models import PolicyEvent
 
-__all__ = ["once", "once_sync"]
+__all__ = ["EventsOnce", "once", "once_sync"]
 
 
 async def once(
@@ -31,3 +31,34 @@ def once_sync(
     session.add(PolicyEvent(key=key, policy=policy, incident_id=incident_id, data=dict(data)))
     session.flush()
     return True
+
+
+class EventsOnce:
+    """:func:`once_sync` for a transaction that records many events: the keys it may record
+    are looked up in one query, not one each (an escalation pass checks a hundred incidents).
+
+    Safe without a flush per event because writers take turns (SQLite's write lock, the
+    writers' lock on PostgreSQL): nobody else can record one of these keys meanwhile."""
+
+    def __init__(self, session: Session, keys: Iterable[str]) -> None:
+        self.session = session
+        self._looked_up = set(keys)
+        self._recorded = set(
+            session.scalars(
+                select(PolicyEvent.key).where(PolicyEvent.key.in_(sorted(self._looked_up)))
+            ).all()
+        )
+
+    def once(self, key: str, policy: str, incident_id: int | None, data: Mapping[str, Any]) -> bool:
+        """Record that ``key`` happened; False when it already had (then do nothing)."""
+        if key not in self._looked_up:  # not announced up front: ask the database
+            self._looked_up.add(key)
+            if self.session.scalar(select(PolicyEvent.id).where(PolicyEvent.key == key)):
+                self._recorded.add(key)
+        if key in self._recorded:
+            return False
+        self.session.add(
+            PolicyEvent(key=key, policy=policy, incident_id=incident_id, data=dict(data))
+        )
+        self._recorded.add(key)
+        return True
