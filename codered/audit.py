@@ -107,17 +107,19 @@ def append_sync(
     return entry
 
 
-def forget_head(session: Session | AsyncSession) -> None:
-    """After a savepoint rolled back: the kept head may be an entry that no longer exists."""
-    session.info.pop(_HEAD, None)
-
-
 @event.listens_for(Session, "after_transaction_end")
 def _forget_head(session: Session, transaction: Any) -> None:
     """The transaction ended: our lock is released and the head may move, so the next
-    append reads it again. (A savepoint that rolled back is handled by its caller.)"""
+    append reads it again."""
     if transaction.parent is None:
         session.info.pop(_HEAD, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back_head(session: Session, previous_transaction: Any) -> None:
+    """A rollback, a savepoint's included, took back the entries it held: the kept head may
+    be one of them, so the next append reads the head again."""
+    session.info.pop(_HEAD, None)
 
 
 @dataclass(frozen=True)

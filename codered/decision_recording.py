@@ -98,7 +98,6 @@ class DecisionRecorder:
                         session, known, inbound_id, email, decision, classification
                     )
             except Exception as exc:
-                audit.forget_head(session)  # the savepoint took its entries back
                 log.exception("recording inbound message %s failed", inbound_id)
                 chunk.failed.append((inbound_id, f"cannot record decision: {exc!r}"))
                 continue

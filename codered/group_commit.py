@@ -21,7 +21,6 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
-from codered import audit
 from codered.db.engine import Database
 
 __all__ = ["GroupCommit"]
@@ -80,7 +79,6 @@ class GroupCommit(Generic[Item]):
                 with session.begin_nested():
                     self.write_one(session, item)
             except Exception as exc:
-                audit.forget_head(session)  # the savepoint took its entries back
                 log.exception("writing %r failed", item)
                 failures.append(exc)
             else:
