@@ -10,16 +10,12 @@ searched for each process taking a mailbox.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-
-from sqlalchemy.engine.url import make_url
 
 from codered.mailbox_lock import lock_key
 from tests.bench.harness import DbProbe, Mailbox, ServiceProcess, wait_for_watchers
@@ -39,6 +35,7 @@ from tests.bench.messages import flood_mix, run_token
 from tests.bench.results import Result
 from tests.bench.scenarios import Options
 from tests.bench.servers import BenchError
+from tests.support.postgres import PostgresUnusableError, scratch_database
 
 __all__ = ["fresh_database", "workers"]
 
@@ -58,28 +55,13 @@ _LOCKS_SQL = (
 
 @contextlib.contextmanager
 def fresh_database(base_url: str) -> Iterator[str]:
-    """CREATE DATABASE for one phase on the server of ``base_url``; DROP it afterwards."""
-    import asyncpg
-
-    url = make_url(base_url)
-    name = f"codered_bench_{uuid.uuid4().hex[:10]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-    async def execute(sql: str) -> None:
-        connection = await asyncpg.connect(admin)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
+    """A new database for one phase on the server of ``base_url``, dropped afterwards; a
+    server that cannot be used fails the benchmark (a test would skip)."""
     try:
-        asyncio.run(execute(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise BenchError(f"PostgreSQL at {url.host}:{url.port} is not usable: {exc}") from exc
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with scratch_database(base_url, "codered_bench") as url:
+            yield url
+    except PostgresUnusableError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 class LockSampler:
