@@ -37,6 +37,20 @@ def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _reap(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Kill whatever still runs and wait for every process, so no test leaves one behind."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+
+def _logs_without_tracebacks(folder: Path) -> str:
+    logs = "".join(p.read_text() for p in folder.glob("run*.log"))
+    assert "Traceback" not in logs, logs[-3000:]
+    return logs
+
+
 def _lock_holder_pid(settings: object, mailbox: str = "support") -> int | None:
     """The OS pid of the codered process holding the mailbox lock (from application_name)."""
 
@@ -103,12 +117,8 @@ def test_two_processes_share_the_work_and_take_over_the_mailbox(
             survivor.send_signal(signal.SIGTERM)
             assert survivor.wait(20) == 0
         finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-                process.wait(10)
-        logs = "".join(p.read_text() for p in tmp_path.glob("run*.log"))
-        assert "Traceback" not in logs, logs[-3000:]
+            _reap(processes)
+        _logs_without_tracebacks(tmp_path)
         ids = Counter(
             m.raw.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0] for m in smtp_sink.messages
         )
@@ -174,12 +184,8 @@ def test_a_second_process_is_handed_its_share_of_the_mailboxes_and_gives_it_back
             first.send_signal(signal.SIGTERM)
             assert first.wait(20) == 0
         finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-                process.wait(10)
-        logs = "".join(p.read_text() for p in tmp_path.glob("run*.log"))
-        assert "Traceback" not in logs, logs[-3000:]
+            _reap(processes)
+        logs = _logs_without_tracebacks(tmp_path)
         assert "to share the mailboxes with other workers" in logs
         rows = outbox(settings)
         assert sorted(r.status for r in rows) == ["sent", "sent"]
