@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from codered.db.engine import WRITERS_LOCK
+from codered.db.engine import take_writers_lock
 from codered.db.models import AuditEntry, utcnow
 
 __all__ = ["GENESIS", "VerifyResult", "append", "append_sync", "entry_hash", "verify"]
@@ -82,10 +82,9 @@ def append_sync(
     batch of decisions appends several entries per message."""
     prev_hash = session.info.get(_HEAD)
     if prev_hash is None:
-        if session.get_bind().dialect.name == "postgresql":
-            # Serialise appenders across processes so the chain stays a line, not a tree.
-            # (Database.write took it already, first; taking it again is free.)
-            session.execute(text(f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})"))
+        # Serialise appenders across processes so the chain stays a line, not a tree
+        # (Database.write took the lock already, first, for its own sessions).
+        take_writers_lock(session)
         prev = session.scalar(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
         prev_hash = prev or GENESIS
     # Round-trip through JSON now so the hash covers exactly what the column will return.

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from codered.db.write_lock import WriteLock
 
-__all__ = ["WRITERS_LOCK", "Database"]
+__all__ = ["WRITERS_LOCK", "Database", "take_writers_lock"]
 
 T = TypeVar("T")
 
@@ -32,6 +32,22 @@ other waits for (seen as "deadlock detected" with two workers)."""
 
 
 _TAKE_WRITERS_LOCK = text(f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})")
+_LOCKED = "codered.writers_locked"
+"""``session.info`` key: this transaction holds the writers' lock."""
+
+
+def take_writers_lock(session: Session) -> None:
+    """On PostgreSQL, hold the writers' lock until this transaction ends (taken once)."""
+    if session.info.get(_LOCKED) or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(_TAKE_WRITERS_LOCK)
+    session.info[_LOCKED] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _lock_released(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the database released it with the transaction
+        session.info.pop(_LOCKED, None)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -105,7 +121,7 @@ class Database:
                 yield session
         else:
             async with self.write_sessions() as session, session.begin():
-                await session.execute(_TAKE_WRITERS_LOCK)
+                await session.run_sync(take_writers_lock)
                 yield session
 
     async def run_write(self, work: Callable[[Session], T], *, urgent: bool = False) -> T:
