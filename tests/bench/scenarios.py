@@ -137,6 +137,9 @@ def latency(server: str, count: int, warmup: int, options: Options) -> Result:
     values.update(summary_ms("codered_", measured))
     for q in ("p50", "p95", "p99"):
         values[f"overhead_{q}_ms"] = round(values[f"codered_{q}_ms"] - values[f"floor_{q}_ms"], 2)
+        values[f"ratio_{q}"] = round(
+            values[f"codered_{q}_ms"] / max(values[f"floor_{q}_ms"], 1e-9), 2
+        )
     result.target("overhead p50 over the floor", "overhead_p50_ms", "<=", 30)
     result.target("overhead p95 over the floor", "overhead_p95_ms", "<=", 100)
     result.target("overhead p99 over the floor", "overhead_p99_ms", "<=", 250)

@@ -78,6 +78,18 @@ def test_every_prompt_stays_within_max_input_tokens() -> None:
     assert _classify()["prompt_tokens"]["prompts_over_budget"] == 0
 
 
+def test_latency_reports_codered_against_the_floor() -> None:
+    code, results = _bench("latency", "--server", "pymap", timeout=120)
+    assert code == 0
+    latency = results["latency"]
+    assert latency["acks_missing"] == 0
+    for q in ("p50", "p95", "p99"):
+        codered, floor = latency[f"codered_{q}_ms"], latency[f"floor_{q}_ms"]
+        assert floor > 0 and codered > 0
+        assert latency[f"ratio_{q}"] == round(codered / floor, 2)
+        assert latency[f"overhead_{q}_ms"] == round(codered - floor, 2)
+
+
 def test_startup_reaches_idle_every_time() -> None:
     code, results = _bench("startup", "--server", "pymap")
     result = results["startup"]
