@@ -114,11 +114,13 @@ def _table(state: _State) -> Table:
         expand=True,
         show_lines=False,
     )
-    table.add_column("#", justify="right", width=3)
-    table.add_column("from", max_width=26, overflow="ellipsis", no_wrap=True)
-    table.add_column("subject", max_width=38, overflow="ellipsis", no_wrap=True)
-    table.add_column("classified as", max_width=34)
-    table.add_column("outcome", ratio=1)
+    # At 80 columns the two columns that say what happened keep room of their own; the
+    # sender and subject give way (cut with "…") instead.
+    table.add_column("#", justify="right", min_width=2, no_wrap=True)
+    table.add_column("from", ratio=2, max_width=26, overflow="ellipsis", no_wrap=True)
+    table.add_column("subject", ratio=3, max_width=38, overflow="ellipsis", no_wrap=True)
+    table.add_column("classified as", ratio=3, max_width=34)
+    table.add_column("outcome", ratio=4)
     table.add_column("sent", justify="center", width=4)
     for number, row in enumerate(state.rows, 1):
         sender = row.sample.sender.split("<")[0].strip() or row.sample.sender
