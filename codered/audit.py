@@ -12,16 +12,25 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from codered.db.core import insert_row
 from codered.db.engine import take_writers_lock
 from codered.db.models import AuditEntry, utcnow
 
-__all__ = ["GENESIS", "VerifyResult", "append", "append_sync", "entry_hash", "verify"]
+__all__ = [
+    "GENESIS",
+    "Appended",
+    "VerifyResult",
+    "append",
+    "append_sync",
+    "entry_hash",
+    "verify",
+]
 
 GENESIS = "0" * 64
 _HEAD = "codered.audit.head"
@@ -32,6 +41,14 @@ def _canonical(payload: dict[str, Any]) -> bytes:
     return json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     ).encode("utf-8")
+
+
+class Appended(NamedTuple):
+    """An entry just added to the chain."""
+
+    id: int
+    at: datetime
+    hash: str
 
 
 def entry_hash(
@@ -60,10 +77,8 @@ async def append(
     *,
     actor: str = "codered",
     incident_id: int | None = None,
-) -> AuditEntry:
+) -> Appended:
     """Add one entry inside the caller's transaction; see :func:`append_sync`."""
-    if session.sync_session.info.get(_HEAD) is not None:  # no statement to run: no greenlet
-        return append_sync(session.sync_session, kind, data, actor=actor, incident_id=incident_id)
     return await session.run_sync(append_sync, kind, data, actor=actor, incident_id=incident_id)
 
 
@@ -74,12 +89,15 @@ def append_sync(
     *,
     actor: str = "codered",
     incident_id: int | None = None,
-) -> AuditEntry:
+) -> Appended:
     """Add one entry inside the caller's transaction, so it commits with the change it records.
 
     The chain's head is read once per transaction and then kept in ``session.info``:
     while the transaction holds the appenders' lock nobody else can move it, and a
-    batch of decisions appends several entries per message."""
+    batch of decisions appends several entries per message.
+
+    The entry is INSERTed at once, as a Core statement (see :mod:`codered.db.core`), so
+    entries get their ids in the order they were appended, which is the chain's order."""
     prev_hash = session.info.get(_HEAD)
     if prev_hash is None:
         # Serialise appenders across processes so the chain stays a line, not a tree
@@ -90,20 +108,22 @@ def append_sync(
     # Round-trip through JSON now so the hash covers exactly what the column will return.
     clean = json.loads(_canonical(data))
     at = utcnow()
-    entry = AuditEntry(
-        at=at,
-        actor=actor,
-        kind=kind,
-        incident_id=incident_id,
-        data=clean,
-        prev_hash=prev_hash,
-        hash=entry_hash(prev_hash, at, actor, kind, incident_id, clean),
+    digest = entry_hash(prev_hash, at, actor, kind, incident_id, clean)
+    entry_id = insert_row(
+        session,
+        AuditEntry,
+        {
+            "at": at,
+            "actor": actor,
+            "kind": kind,
+            "incident_id": incident_id,
+            "data": clean,
+            "prev_hash": prev_hash,
+            "hash": digest,
+        },
     )
-    # Not flushed here: the transaction's entries go in one INSERT at the next flush, in
-    # the order they were added (which is the chain's order).
-    session.add(entry)
-    session.info[_HEAD] = entry.hash
-    return entry
+    session.info[_HEAD] = digest
+    return Appended(entry_id, at, digest)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -6,6 +6,7 @@ decision do not each pay a round trip to aiosqlite's thread. What a transaction 
 all of its messages (their rows, which Message-IDs were already processed, how many
 acknowledgements went where) is read once at its start and kept current as it goes.
 Each message is recorded under its own savepoint: one that fails rolls back alone.
+Rows are read and written with Core statements (:mod:`codered.db.core`), not the ORM.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from codered import audit
+from codered.db.core import update_row
 from codered.db.models import InboundMessage
 from codered.facts import AckCounts, gather_facts, read_ack_counts
-from codered.incident_opening import IncidentOpener
+from codered.incident_opening import InboundRow, IncidentOpener
 from codered.settings import Settings
 from inbox.message import InboundEmail
 from policies.model import Action, Classification, Decision, RuleHit
@@ -68,7 +70,8 @@ class Chunk:
 class _Known:
     """What one transaction read once for all its messages."""
 
-    rows: dict[int, InboundMessage]
+    rows: dict[int, InboundRow]
+    """The batch's rows still pending (another worker may have recorded the rest)."""
     processed_message_ids: dict[str, int]
     """Message-ID → an inbound row already processed with it (the duplicate guard)."""
     counts: AckCounts
@@ -113,8 +116,15 @@ class DecisionRecorder:
         """The rows (locked on PostgreSQL), earlier uses of their Message-IDs, and the
         acknowledgement counts, in three queries however many messages follow."""
         ids = [inbound_id for inbound_id, *_ in items]
-        rows = session.scalars(
-            select(InboundMessage).where(InboundMessage.id.in_(ids)).with_for_update()
+        rows = session.execute(
+            select(
+                InboundMessage.id,
+                InboundMessage.mailbox,
+                InboundMessage.uid,
+                InboundMessage.status,
+            )
+            .where(InboundMessage.id.in_(ids))
+            .with_for_update()
         ).all()
         message_ids = sorted({email.message_id for _, email, *_ in items if email.message_id})
         processed: dict[str, int] = {}
@@ -130,7 +140,12 @@ class DecisionRecorder:
             processed = {message_id: inbound_id for message_id, inbound_id in found if message_id}
         senders = [email.reply_address.email for _, email, *_ in items if email.reply_address]
         counts = read_ack_counts(session, senders, self.clock())
-        return _Known({row.id: row for row in rows}, processed, counts)
+        pending = {
+            row.id: InboundRow(row.id, row.mailbox, row.uid)
+            for row in rows
+            if row.status == "pending"
+        }
+        return _Known(pending, processed, counts)
 
     def _record_one(
         self,
@@ -143,31 +158,39 @@ class DecisionRecorder:
     ) -> Outcome | None:
         """Record one message; ``decision`` None means decide here. None when the message
         was already recorded (by another worker)."""
-        row = known.rows.get(inbound_id)
-        if row is None or row.status != "pending":
+        row = known.rows.pop(inbound_id, None)
+        if row is None:
             return None
-        # The lookups must not flush this row half-changed: one UPDATE per message.
-        with session.no_autoflush:
-            duplicate = known.processed_message_ids.get(email.message_id or "")
-            if duplicate is not None and duplicate != inbound_id:
-                decision = Decision(Action.IGNORE, (_duplicate_hit(duplicate),), None)
-            # Facts may have changed since deciding (a concurrent message in the same
-            # thread); re-read them under the write transaction so one thread gets one ack.
-            elif decision is None or decision.action in (Action.ACKNOWLEDGE, Action.HOLD):
-                facts = gather_facts(session, self.settings, row.mailbox, email, known.counts)
-                decision = decide(email, facts, classification)
+        duplicate = known.processed_message_ids.get(email.message_id or "")
+        if duplicate is not None and duplicate != inbound_id:
+            decision = Decision(Action.IGNORE, (_duplicate_hit(duplicate),), None)
+        # Facts may have changed since deciding (a concurrent message in the same thread);
+        # re-read them under the write transaction so one thread gets one acknowledgement.
+        elif decision is None or decision.action in (Action.ACKNOWLEDGE, Action.HOLD):
+            facts = gather_facts(session, self.settings, row.mailbox, email, known.counts)
+            decision = decide(email, facts, classification)
         record = decision_record(decision)
-        row.message_id = email.message_id
-        row.sender = email.sender.email if email.sender else None
-        row.subject = email.subject[:2000]
-        row.status = "processed"
-        row.processed_at = self.clock()
-        row.action = decision.action.value
-        row.deciding_rule = decision.deciding_rule
-        row.reason = decision.reason
-        row.decision = record
+        sender = email.sender.email if email.sender else None
+        subject = email.subject[:2000]
         incident = self.opener.apply(session, row, email, decision)
-        row.incident_id = incident.id if incident else None
+        incident_id = incident.id if incident else None
+        update_row(
+            session,
+            InboundMessage,
+            row.id,
+            {
+                "message_id": email.message_id,
+                "sender": sender,
+                "subject": subject,
+                "status": "processed",
+                "processed_at": self.clock(),
+                "action": decision.action.value,
+                "deciding_rule": decision.deciding_rule,
+                "reason": decision.reason,
+                "decision": record,
+                "incident_id": incident_id,
+            },
+        )
         audit.append_sync(
             session,
             "decision",
@@ -175,12 +198,12 @@ class DecisionRecorder:
                 "inbound_id": row.id,
                 "mailbox": row.mailbox,
                 "uid": row.uid,
-                "message_id": row.message_id,
-                "from": row.sender,
-                "subject": row.subject,
+                "message_id": email.message_id,
+                "from": sender,
+                "subject": subject,
                 **record,
             },
-            incident_id=row.incident_id,
+            incident_id=incident_id,
         )
         return Outcome(
             inbound_id,

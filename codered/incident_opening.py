@@ -4,19 +4,25 @@ in the outbox, the promise it states, and their audit entries, in the caller's t
 Kept apart from :mod:`codered.pipeline`, which decides and batches; this module knows how
 an incident is opened and worded for its mailbox (its calendar, timeline, owner team,
 template and company name).
+
+Every row is written at once with a Core statement (:mod:`codered.db.core`), not through
+the ORM's unit of work: this runs for every complaint of a flood.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from sqlalchemy.orm import Session
 
 from codered import audit
-from codered.db.models import InboundMessage, Incident
-from codered.outbox import outbox_row
+from codered.db.core import insert_row, update_row
+from codered.db.models import Incident, OutboxMessage
+from codered.outbox import outbox_values
 from codered.owners import assign_owner
 from codered.promises import record_promise_sync
 from codered.settings import Settings
@@ -28,9 +34,40 @@ from mailer.compose import AcknowledgementFacts, ComposedMessage, compose_acknow
 from policies.model import Action, Category, Decision, Severity
 from policies.timeline import BusinessCalendar, customer_zone, reply_by
 
-__all__ = ["IncidentOpener"]
+__all__ = ["InboundRow", "IncidentOpener", "OpenedIncident"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InboundRow:
+    """The inbound row being recorded: what opening an incident needs of it."""
+
+    id: int
+    mailbox: str
+    uid: int
+
+
+@dataclass(frozen=True)
+class OpenedIncident:
+    """The incident a decision concerns, as the recorder needs it."""
+
+    id: int
+    reference: str
+
+
+@dataclass(frozen=True)
+class _NewIncident:
+    """What :meth:`IncidentOpener._open` wrote, for composing the acknowledgement."""
+
+    id: int
+    reference: str
+    mailbox: str
+    category: str | None
+    severity: str
+    language: str
+    reply_by: datetime
+    utc_offset_minutes: int | None
 
 
 class IncidentOpener:
@@ -47,48 +84,51 @@ class IncidentOpener:
         return self._calendars.get(mailbox, self._calendars[""])
 
     def apply(
-        self, session: Session, row: InboundMessage, email: InboundEmail, decision: Decision
-    ) -> Incident | None:
+        self, session: Session, inbound: InboundRow, email: InboundEmail, decision: Decision
+    ) -> OpenedIncident | None:
         """The incident ``decision`` concerns: the thread's for an attach, a new one for an
         acknowledgement (with its outbox row and promise) or a hold, else None.
 
         Synchronous: it runs inside the pipeline's batch transaction on a worker thread."""
         if decision.action is Action.ATTACH:
-            return find_thread_incident_sync(session, email)
+            found = find_thread_incident_sync(session, email)
+            return OpenedIncident(found.id, found.reference) if found is not None else None
         if decision.action not in (Action.ACKNOWLEDGE, Action.HOLD):
             return None
-        incident = self._open(session, row, email, decision)
         if decision.action is Action.HOLD:
-            incident.status = "held"
-            incident.held_reason = decision.reason
+            held = self._open(session, inbound, email, decision, held=True)
             audit.append_sync(
                 session,
                 "incident.held",
                 {"rule": decision.deciding_rule, "reason": decision.reason},
-                incident_id=incident.id,
+                incident_id=held.id,
             )
             if decision.deciding_rule == "global_circuit_breaker":
                 audit.append_sync(session, "alert.circuit_breaker", {"reason": decision.reason})
                 log.error("automatic acknowledgements stopped: %s", decision.reason)
-            return incident
-        composed = self._compose(row, email, incident)
-        ack = outbox_row(
-            composed,
-            incident_id=incident.id,
-            kind="acknowledgement",
-            mailbox=row.mailbox,
-            due=self.clock(),
+            return OpenedIncident(held.id, held.reference)
+        incident = self._open(session, inbound, email, decision, held=False)
+        composed = self._compose(email, incident)
+        now = self.clock()
+        ack_id = insert_row(
+            session,
+            OutboxMessage,
+            outbox_values(
+                composed,
+                incident_id=incident.id,
+                kind="acknowledgement",
+                mailbox=inbound.mailbox,
+                due=now,
+            ),
         )
-        incident.acknowledged_at = self.clock()
-        session.add(ack)
-        session.flush()
+        update_row(session, Incident, incident.id, {"acknowledged_at": now})
         record_promise_sync(
             session,
             incident_id=incident.id,
             due_at=incident.reply_by,
-            stated_at=incident.acknowledged_at,
+            stated_at=now,
             source="acknowledgement",
-            outbox_id=ack.id,
+            outbox_id=ack_id,
         )
         audit.append_sync(
             session,
@@ -101,69 +141,92 @@ class IncidentOpener:
             },
             incident_id=incident.id,
         )
-        return incident
+        return OpenedIncident(incident.id, incident.reference)
 
     def _open(
-        self, session: Session, row: InboundMessage, email: InboundEmail, decision: Decision
-    ) -> Incident:
+        self,
+        session: Session,
+        inbound: InboundRow,
+        email: InboundEmail,
+        decision: Decision,
+        *,
+        held: bool,
+    ) -> _NewIncident:
         classification = decision.classification
         assert classification is not None and email.reply_address is not None
         received = self.clock()
-        local = self.settings.for_mailbox(row.mailbox)
+        local = self.settings.for_mailbox(inbound.mailbox)
         promised = reply_by(
             received,
             classification.severity,
-            self._calendar(row.mailbox),
+            self._calendar(inbound.mailbox),
             local.timeline.targets(),
             buffer=local.timeline.buffer,
         )
         offset = email.date.utcoffset() if email.date else None
-        incident = Incident(
-            reference="pending",
-            mailbox=row.mailbox,
-            customer_email=email.reply_address.email,
-            customer_name=email.reply_address.name[:256],
-            subject=email.subject[:2000],
-            category=classification.category.value if classification.category else None,
-            severity=classification.severity.value,
-            confidence=classification.confidence,
-            language=detect_language(email.new_text),
-            status="acknowledged",
-            opened_at=received,
-            reply_by=promised,
-            customer_utc_offset_minutes=int(offset.total_seconds() // 60)
-            if offset is not None
-            else None,
+        offset_minutes = int(offset.total_seconds() // 60) if offset is not None else None
+        customer = email.reply_address.email
+        category = classification.category.value if classification.category else None
+        language = detect_language(email.new_text)
+        incident_id = insert_row(
+            session,
+            Incident,
+            {
+                # Unique until the id is known: the reference is made from it just below.
+                "reference": f"new-{uuid.uuid4().hex[:24]}",
+                "mailbox": inbound.mailbox,
+                "customer_email": customer,
+                "customer_name": email.reply_address.name[:256],
+                "subject": email.subject[:2000],
+                "category": category,
+                "severity": classification.severity.value,
+                "confidence": classification.confidence,
+                "language": language,
+                "status": "held" if held else "acknowledged",
+                "held_reason": decision.reason if held else None,
+                "opened_at": received,
+                "reply_by": promised,
+                "customer_utc_offset_minutes": offset_minutes,
+            },
         )
-        session.add(incident)
-        session.flush()
-        # Not flushed here: these go out with the next statement's flush (one UPDATE).
-        incident.reference = f"{self.settings.limits.reference_prefix}-{1000 + incident.id}"
-        incident.owner = assign_owner(local, incident.customer_email, incident.id)
-        incident.status_changed_at = received
+        reference = f"{self.settings.limits.reference_prefix}-{1000 + incident_id}"
+        owner = assign_owner(local, customer, incident_id)
+        update_row(
+            session,
+            Incident,
+            incident_id,
+            {"reference": reference, "owner": owner, "status_changed_at": received},
+        )
         audit.append_sync(
             session,
             "incident.opened",
             {
-                "reference": incident.reference,
-                "customer": incident.customer_email,
-                "category": incident.category,
-                "severity": incident.severity,
-                "confidence": incident.confidence,
+                "reference": reference,
+                "customer": customer,
+                "category": category,
+                "severity": classification.severity.value,
+                "confidence": classification.confidence,
                 "reply_by": promised.isoformat(),
                 "signals": list(classification.signals),
                 "classified_by": classification.source,
-                "owner": incident.owner,
+                "owner": owner,
             },
-            incident_id=incident.id,
+            incident_id=incident_id,
         )
-        return incident
+        return _NewIncident(
+            incident_id,
+            reference,
+            inbound.mailbox,
+            category,
+            classification.severity.value,
+            language,
+            promised,
+            offset_minutes,
+        )
 
-    def _compose(
-        self, row: InboundMessage, email: InboundEmail, incident: Incident
-    ) -> ComposedMessage:
+    def _compose(self, email: InboundEmail, incident: _NewIncident) -> ComposedMessage:
         assert email.reply_address is not None
-        mailbox = self.settings.mailbox(row.mailbox)
+        mailbox = self.settings.mailbox(incident.mailbox)
         from_address = EmailAddress(
             mailbox.address.lower(), self.settings.sender_name(mailbox.name)
         )
@@ -186,6 +249,6 @@ class IncidentOpener:
             now=self.clock(),
         )
 
-    def _display_tz(self, incident: Incident) -> tzinfo:
+    def _display_tz(self, incident: _NewIncident) -> tzinfo:
         zone = self._calendar(incident.mailbox).tz
-        return customer_zone(incident.customer_utc_offset_minutes, zone)
+        return customer_zone(incident.utc_offset_minutes, zone)

@@ -17,12 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.crashpoints import crashpoint
+from codered.db.core import update_row
 from codered.db.engine import Database
 from codered.db.models import Incident, OutboxMessage, utcnow
 from codered.group_commit import GroupCommit
@@ -36,6 +38,7 @@ __all__ = [
     "OutboxWorker",
     "SendResult",
     "outbox_row",
+    "outbox_values",
     "retry_failed",
     "send_now",
 ]
@@ -48,17 +51,26 @@ def outbox_row(
 ) -> OutboxMessage:
     """The outbox row for ``composed``: its exact bytes, sent from ``due`` on."""
     return OutboxMessage(
-        incident_id=incident_id,
-        kind=kind,
-        mailbox=mailbox,
-        message_id=composed.message_id,
-        envelope_from=composed.envelope_from,
-        recipients=list(composed.recipients),
-        subject=composed.subject,
-        body_text=composed.text,
-        raw=composed.raw,
-        next_attempt_at=due,
+        **outbox_values(composed, incident_id=incident_id, kind=kind, mailbox=mailbox, due=due)
     )
+
+
+def outbox_values(
+    composed: ComposedMessage, *, incident_id: int | None, kind: str, mailbox: str, due: datetime
+) -> dict[str, Any]:
+    """The columns of :func:`outbox_row`, for a Core INSERT (``codered.db.core``)."""
+    return {
+        "incident_id": incident_id,
+        "kind": kind,
+        "mailbox": mailbox,
+        "message_id": composed.message_id,
+        "envelope_from": composed.envelope_from,
+        "recipients": list(composed.recipients),
+        "subject": composed.subject,
+        "body_text": composed.text,
+        "raw": composed.raw,
+        "next_attempt_at": due,
+    }
 
 
 def _after_summary(session: Session, row: OutboxMessage) -> None:
@@ -107,12 +119,12 @@ class _ToSend:
     raw: bytes
 
     @classmethod
-    def of(cls, row: OutboxMessage) -> _ToSend:
-        assert row.lease_until is not None
+    def of(cls, row: Any, lease_until: datetime) -> _ToSend:
+        """From a row of :data:`_SEND_COLUMNS`."""
         return cls(
             row.id,
             row.incident_id,
-            row.lease_until,
+            lease_until,
             row.kind,
             row.mailbox,
             row.envelope_from,
@@ -120,6 +132,26 @@ class _ToSend:
             row.raw,
         )
 
+
+_SEND_COLUMNS = (
+    OutboxMessage.id,
+    OutboxMessage.incident_id,
+    OutboxMessage.kind,
+    OutboxMessage.mailbox,
+    OutboxMessage.envelope_from,
+    OutboxMessage.recipients,
+    OutboxMessage.raw,
+)
+
+
+_MARK_COLUMNS = (
+    OutboxMessage.kind,
+    OutboxMessage.incident_id,
+    OutboxMessage.message_id,
+    OutboxMessage.recipients,
+    OutboxMessage.attempts,
+)
+"""What marking a row sent reads of it (not its bytes)."""
 
 CLAIM_BATCH = 10
 """Rows claimed per transaction while mail is waiting."""
@@ -214,9 +246,16 @@ class OutboxWorker:
 
     def _claim_in(self, limit: int, now: datetime, session: Session) -> list[_ToSend]:
         """Claim up to ``limit`` due rows (and rows whose sender's lease lapsed) in ``session``;
-        returns what sending each needs."""
+        returns what sending each needs. Core statements (:mod:`codered.db.core`): this runs
+        for every few messages of a flood, and only the claimed rows' bytes are read."""
         query = (
-            select(OutboxMessage)
+            select(
+                OutboxMessage.id,
+                OutboxMessage.status,
+                OutboxMessage.lease_until,
+                OutboxMessage.lease_owner,
+                OutboxMessage.attempts,
+            )
             .where(
                 or_(
                     (OutboxMessage.status == "pending") & (OutboxMessage.next_attempt_at <= now),
@@ -228,8 +267,8 @@ class OutboxWorker:
         )
         if not self.db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
-        claimed: list[_ToSend] = []
-        for row in session.scalars(query).all():
+        leases: dict[int, datetime] = {}
+        for row in session.connection().execute(query).all():
             if row.status == "sending":
                 expired = row.lease_until is None or row.lease_until <= now
                 if not expired and not holder_is_dead(row.lease_owner):
@@ -240,16 +279,30 @@ class OutboxWorker:
                     row.id,
                     row.lease_owner,
                 )
-            row.status = "sending"
-            row.lease_owner = self.identity
             # The k-th row of the batch may wait for k sends before its own (each bounded
             # by the delivery deadline), so its lease covers them.
-            row.lease_until = now + self.lease * (len(claimed) + 1)
-            row.attempts += 1
-            claimed.append(_ToSend.of(row))
-            if len(claimed) >= limit:
+            lease_until = now + self.lease * (len(leases) + 1)
+            update_row(
+                session,
+                OutboxMessage,
+                row.id,
+                {
+                    "status": "sending",
+                    "lease_owner": self.identity,
+                    "lease_until": lease_until,
+                    "attempts": row.attempts + 1,
+                },
+            )
+            leases[row.id] = lease_until
+            if len(leases) >= limit:
                 break
-        return claimed
+        if not leases:
+            return []
+        found = session.connection().execute(
+            select(*_SEND_COLUMNS).where(OutboxMessage.id.in_(list(leases)))
+        )
+        claimed = [_ToSend.of(row, leases[row.id]) for row in found]
+        return sorted(claimed, key=lambda send: send.outbox_id)
 
     async def _send(self, outbox_id: int, claimed: _ToSend | None = None) -> SendResult:
         """Send one row we hold. Read again only when our lease ran out before its turn:
@@ -261,7 +314,17 @@ class OutboxWorker:
             if row.status != "sending" or row.lease_owner != self.identity:
                 # Taken over while it waited in our batch (our lease ran out): not ours.
                 return SendResult(outbox_id, "skipped", f"held by {row.lease_owner}")
-            send = _ToSend.of(row)
+            assert row.lease_until is not None
+            send = _ToSend(
+                row.id,
+                row.incident_id,
+                row.lease_until,
+                row.kind,
+                row.mailbox,
+                row.envelope_from,
+                tuple(row.recipients),
+                row.raw,
+            )
         # Operational alerts go through the shared relay: the alert may be that this
         # mailbox's own (OAuth2) server can no longer be signed in to.
         server = (
@@ -290,24 +353,40 @@ class OutboxWorker:
         of rows sent side by side commit together (:class:`codered.group_commit.GroupCommit`),
         on a worker thread on SQLite (see ``Database.run_write``)."""
         outbox_id, reply = sent
-        row = session.get(OutboxMessage, outbox_id)
-        assert row is not None
-        row.status = "sent"
-        row.sent_at = self.clock()
-        row.smtp_reply = reply[:1000]
-        row.lease_until = None
-        row.last_error = None
-        settle_promises(session, row)
-        _after_summary(session, row)
+        row = (
+            session.connection()
+            .execute(select(*_MARK_COLUMNS).where(OutboxMessage.id == outbox_id))
+            .one()
+        )
+        smtp_reply = reply[:1000]
+        update_row(
+            session,
+            OutboxMessage,
+            outbox_id,
+            {
+                "status": "sent",
+                "sent_at": self.clock(),
+                "smtp_reply": smtp_reply,
+                "lease_until": None,
+                "last_error": None,
+            },
+        )
+        if row.kind.startswith("reply."):
+            # A person's reply settles promises and may complete a summary (on the ORM;
+            # populate_existing: the row was just changed under the identity map).
+            full = session.get(OutboxMessage, outbox_id, populate_existing=True)
+            assert full is not None
+            settle_promises(session, full)
+            _after_summary(session, full)
         audit.append_sync(
             session,
             "mail.sent",
             {
-                "outbox_id": row.id,
+                "outbox_id": outbox_id,
                 "kind": row.kind,
                 "message_id": row.message_id,
                 "to": row.recipients,
-                "smtp_reply": row.smtp_reply,
+                "smtp_reply": smtp_reply,
                 "attempts": row.attempts,
             },
             incident_id=row.incident_id,

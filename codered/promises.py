@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from codered import audit
+from codered.db.core import insert_row
 from codered.db.models import OutboxMessage, Promise
 
 __all__ = ["promises_by_owner", "record_promise", "record_promise_sync", "settle_promises"]
@@ -29,10 +30,10 @@ async def record_promise(
     stated_at: datetime,
     source: str,
     outbox_id: int | None,
-) -> Promise:
+) -> int:
     """Record a promise in the caller's transaction; see :func:`record_promise_sync`."""
 
-    def record(sync_session: Session) -> Promise:
+    def record(sync_session: Session) -> int:
         return record_promise_sync(
             sync_session,
             incident_id=incident_id,
@@ -53,25 +54,29 @@ def record_promise_sync(
     stated_at: datetime,
     source: str,
     outbox_id: int | None,
-) -> Promise:
-    """The promise "you will hear from us by ``due_at``", stated at ``stated_at``, audited."""
-    promise = Promise(
-        incident_id=incident_id,
-        due_at=due_at,
-        stated_at=stated_at,
-        source=source,
-        outbox_id=outbox_id,
-        status="open",
+) -> int:
+    """The promise "you will hear from us by ``due_at``", stated at ``stated_at``, audited;
+    returns its id. Written at once (Core): the incident and outbox row it names must be
+    in the database already, not pending in the session."""
+    promise_id = insert_row(
+        session,
+        Promise,
+        {
+            "incident_id": incident_id,
+            "due_at": due_at,
+            "stated_at": stated_at,
+            "source": source,
+            "outbox_id": outbox_id,
+            "status": "open",
+        },
     )
-    session.add(promise)
-    session.flush()
     audit.append_sync(
         session,
         "promise.stated",
-        {"promise_id": promise.id, "due_at": due_at.isoformat(), "source": source},
+        {"promise_id": promise_id, "due_at": due_at.isoformat(), "source": source},
         incident_id=incident_id,
     )
-    return promise
+    return promise_id
 
 
 def settle_promises(session: Session, sent: OutboxMessage) -> list[Promise]:

@@ -38,12 +38,12 @@ __all__ = ["Run", "ack_audit", "append_parallel", "decisions", "settle"]
 class Run:
     """A temporary folder, an IMAP server of ``kind`` and an SMTP sink, for one benchmark."""
 
-    def __init__(self, kind: str, *, keep: bool = False) -> None:
+    def __init__(self, kind: str, *, keep: bool = False, storage: str = "maildir") -> None:
         self.keep = keep
         self.tmp = Path(tempfile.mkdtemp(prefix="codered-bench-"))
         self.sink = TimedSink().start()
         try:
-            self.imap = ImapServer(kind)
+            self.imap = ImapServer(kind, storage=storage)
         except BaseException:
             self.sink.stop()
             raise

@@ -47,15 +47,18 @@ def dovecot_available() -> str | None:
 class ImapServer:
     """Dovecot (a private instance) or pymap (in this process), behind one small interface."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, storage: str = "maildir") -> None:
+        """``storage`` is Dovecot's mail storage (see :class:`DovecotServer`); pymap's is
+        in memory."""
         self.kind = kind
+        self.storage = storage
         self.dovecot: DovecotServer | None = None
         self.pymap: EmbeddedImapServer | None = None
         if kind == "dovecot":
             reason = dovecot_available()
             if reason:
                 raise BenchError(f"cannot use Dovecot: {reason}")
-            self.dovecot = DovecotServer().start()
+            self.dovecot = DovecotServer(storage=storage).start()
             self.host, self.port = self.dovecot.host, self.dovecot.port
             self.username, self.password = self.dovecot.username, self.dovecot.password
         elif kind == "pymap":
@@ -79,8 +82,8 @@ class ImapServer:
 
     def maildir(self) -> Path:
         """The INBOX maildir of the Dovecot account (only Dovecot keeps one on disk)."""
-        if self.dovecot is None:
-            raise BenchError("only Dovecot keeps a maildir that can be filled directly")
+        if self.dovecot is None or self.storage != "maildir":
+            raise BenchError("only Dovecot with maildir storage can be filled directly")
         return self.dovecot.root / "home" / self.dovecot.username / "Maildir"
 
     def doveadm(self, *args: str) -> str:

@@ -33,7 +33,7 @@ from tests.bench.live import (
 )
 from tests.bench.messages import flood_mix, run_token
 from tests.bench.results import Result
-from tests.bench.scenarios import Options
+from tests.bench.scenarios import FLOOD_STORAGE, Options
 from tests.bench.servers import BenchError
 from tests.support.postgres import PostgresUnusableError, scratch_database
 
@@ -148,7 +148,10 @@ def _phase(
     folder = {b.address: b.folder for b in boxes}
     planned = flood_mix(count, run_token(), recipients=tuple(folder))
     expected = {p.sender for p in planned if p.complaint}
-    with Run("dovecot", keep=options.keep) as run, fresh_database(base_url) as url:
+    with (
+        Run("dovecot", keep=options.keep, storage=FLOOD_STORAGE) as run,
+        fresh_database(base_url) as url,
+    ):
         run.imap.create_folders([b.folder for b in boxes])
         config, _ = run.config("workers", url, mailboxes=boxes, file_sent=options.file_sent)
         services = [run.service(config, f"worker{n}") for n in range(processes)]
