@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from codered import audit
+from codered.db.core import table_of
 from codered.db.engine import Database
 from codered.db.models import InboundMessage, Incident, PolicyEvent
 from codered.notifications import queue_internal_mail_sync
@@ -196,9 +197,7 @@ class Escalator:
                 continue  # another pass checked it meanwhile
             hits = escalate(known, self.rules(incident.mailbox))
             if hits:  # one escalation per incident, however many rules fired
-                live = session.get(Incident, incident.id)
-                assert live is not None
-                payload = self._escalate(session, events, live, hits, now)
+                payload = self._escalate(session, events, incident, hits, now)
                 if payload is not None:
                     done.append(f"escalated:{incident.reference}")
                     url = self.settings.for_mailbox(incident.mailbox).policies.webhook_url
@@ -219,7 +218,18 @@ class Escalator:
         data = {"rules": [hit.rule for hit in hits], "reasons": reasons}
         if not events.once(key, "escalation", incident.id, data):
             return None
-        incident.escalated_at = incident.escalated_at or now
+        # Core, and COALESCE: ``incident`` is this pass's copy, and a person may have
+        # escalated it by hand since; their time stands.
+        incidents = table_of(Incident)
+        session.connection().execute(
+            update(incidents)
+            .where(incidents.c.id == incident.id)
+            .values(
+                escalated_at=func.coalesce(
+                    incidents.c.escalated_at, literal(now, incidents.c.escalated_at.type)
+                )
+            )
+        )
         audit.append_sync(session, "incident.escalated", data, incident_id=incident.id)
         if any(hit.mark_at_risk for hit in hits):
             domain = domain_of(incident.customer_email)

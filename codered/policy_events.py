@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from codered.db.core import insert_row
 from codered.db.models import PolicyEvent
 
 __all__ = ["EventsOnce", "once", "once_sync"]
@@ -28,9 +29,20 @@ def once_sync(
     """:func:`once` for synchronous transactions (``Database.run_write``)."""
     if session.scalar(select(PolicyEvent.id).where(PolicyEvent.key == key)) is not None:
         return False
-    session.add(PolicyEvent(key=key, policy=policy, incident_id=incident_id, data=dict(data)))
-    session.flush()
+    _insert(session, key, policy, incident_id, data)
     return True
+
+
+def _insert(
+    session: Session, key: str, policy: str, incident_id: int | None, data: Mapping[str, Any]
+) -> None:
+    """Written at once (Core; see :mod:`codered.db.core`), so a second use of ``key`` in the
+    same transaction fails on the unique index rather than at some later flush."""
+    insert_row(
+        session,
+        PolicyEvent,
+        {"key": key, "policy": policy, "incident_id": incident_id, "data": dict(data)},
+    )
 
 
 class EventsOnce:
@@ -57,8 +69,6 @@ class EventsOnce:
                 self._recorded.add(key)
         if key in self._recorded:
             return False
-        self.session.add(
-            PolicyEvent(key=key, policy=policy, incident_id=incident_id, data=dict(data))
-        )
+        _insert(self.session, key, policy, incident_id, data)
         self._recorded.add(key)
         return True

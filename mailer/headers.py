@@ -23,6 +23,8 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 __all__ = [
+    "ENCODED_WORD_START",
+    "MSG_ID",
     "header_names",
     "mailbox",
     "references_chain",
@@ -35,10 +37,10 @@ __all__ = [
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 """Embedding and override marks: invisible, and used to make text read backwards."""
 
-_MSG_ID = re.compile(r"<[!-;=?-~]{1,250}>")
+MSG_ID = re.compile(r"<[!-;=?-~]{1,250}>")
 """``<`` + printable ASCII without space, ``<`` or ``>`` + ``>``; RFC 5322 ``msg-id``, leniently."""
 
-_ENCODED_WORD_START = "=?"
+ENCODED_WORD_START = "=?"
 
 MAX_REFERENCES = 20
 """RFC 5322 3.6.4 lets a reply trim References; keep the root and the latest ids."""
@@ -84,7 +86,7 @@ def sanitize_message_id(value: str | None) -> str | None:
     if value is None:
         return None
     candidate = sanitize_header_value(value, max_length=300)
-    return candidate if _MSG_ID.fullmatch(candidate) else None
+    return candidate if MSG_ID.fullmatch(candidate) else None
 
 
 def references_chain(
@@ -132,7 +134,7 @@ def mailbox(email: str, display_name: str = "") -> Address:
     if not addr_spec.isascii():
         raise ValueError(f"non-ASCII local part needs SMTPUTF8: {email!r}")
     name = sanitize_header_value(display_name, max_length=200)
-    if _ENCODED_WORD_START in name:
+    if ENCODED_WORD_START in name:
         name = ""
     try:
         return Address(display_name=name, addr_spec=addr_spec)
@@ -150,7 +152,7 @@ def set_unstructured(message: EmailMessage, name: str, value: str) -> None:
     value is written as given.
     """
     clean = sanitize_header_value(value)
-    if _ENCODED_WORD_START not in clean:
+    if ENCODED_WORD_START not in clean:
         message[name] = clean
         return
     encoded = Header(clean, charset="utf-8", header_name=name).encode(linesep="\n")
@@ -164,7 +166,7 @@ def set_message_ids(message: EmailMessage, name: str, ids: Iterable[str]) -> Non
     package treats them as free text and RFC 2047-encodes any id longer than
     a line, which breaks threading in every mail client.
     """
-    checked = [msg_id for msg_id in ids if _MSG_ID.fullmatch(msg_id)]
+    checked = [msg_id for msg_id in ids if MSG_ID.fullmatch(msg_id)]
     if checked:
         message.set_raw(name, "\n ".join(checked))
 
