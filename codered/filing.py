@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -125,45 +125,69 @@ class _Row:
 
 def _to_file(settings: Settings, outbox_ids: list[int], session: Session) -> list[_Row]:
     """The rows among ``outbox_ids`` to file (sent, customer-facing, of a mailbox that files
-    copies), with the customer's message each one answers."""
-    rows = session.scalars(
-        select(OutboxMessage).where(OutboxMessage.id.in_(outbox_ids)).order_by(OutboxMessage.id)
-    ).all()
-    found = []
-    for row in rows:
-        if row.status != "sent" or row.kind.startswith("internal."):
-            continue
-        if not settings.mailbox(row.mailbox).file_sent:
-            continue
-        found.append(
-            _Row(
-                row.id,
-                row.mailbox,
-                row.incident_id,
-                row.message_id,
-                row.raw,
-                row.sent_at or row.created_at,
-                _answered(session, row),
+    copies), with the customer's message each one answers: two queries for the batch."""
+    rows = [
+        row
+        for row in session.connection().execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.mailbox,
+                OutboxMessage.incident_id,
+                OutboxMessage.message_id,
+                OutboxMessage.raw,
+                OutboxMessage.status,
+                OutboxMessage.kind,
+                OutboxMessage.sent_at,
+                OutboxMessage.created_at,
             )
+            .where(OutboxMessage.id.in_(outbox_ids))
+            .order_by(OutboxMessage.id)
         )
-    return found
+        if row.status == "sent"
+        and not row.kind.startswith("internal.")
+        and settings.mailbox(row.mailbox).file_sent
+    ]
+    answered = _answered(session, rows)
+    return [
+        _Row(
+            row.id,
+            row.mailbox,
+            row.incident_id,
+            row.message_id,
+            row.raw,
+            row.sent_at or row.created_at,
+            answered.get(row.id),
+        )
+        for row in rows
+    ]
 
 
-def _answered(session: Session, row: OutboxMessage) -> tuple[int, int] | None:
-    """The customer's message this one answers: their latest before we wrote it."""
-    if row.incident_id is None:
-        return None
-    found = session.execute(
-        select(InboundMessage.uidvalidity, InboundMessage.uid)
-        .where(
-            InboundMessage.incident_id == row.incident_id,
-            InboundMessage.mailbox == row.mailbox,
-            InboundMessage.fetched_at <= row.created_at,
+def _answered(session: Session, rows: list[Any]) -> dict[int, tuple[int, int]]:
+    """For each outbox row, the customer's message it answers: the latest of its incident's
+    in its mailbox that arrived before we wrote it, as (UIDVALIDITY, UID)."""
+    incidents = sorted({row.incident_id for row in rows if row.incident_id is not None})
+    if not incidents:
+        return {}
+    candidates: dict[tuple[int, str], list[Any]] = {}
+    for inbound in session.connection().execute(
+        select(
+            InboundMessage.incident_id,
+            InboundMessage.mailbox,
+            InboundMessage.uidvalidity,
+            InboundMessage.uid,
+            InboundMessage.fetched_at,
         )
+        .where(InboundMessage.incident_id.in_(incidents))
         .order_by(InboundMessage.id.desc())
-        .limit(1)
-    ).first()
-    return None if found is None else (int(found[0]), int(found[1]))
+    ):
+        candidates.setdefault((inbound.incident_id, inbound.mailbox), []).append(inbound)
+    found: dict[int, tuple[int, int]] = {}
+    for row in rows:
+        for inbound in candidates.get((row.incident_id, row.mailbox), []):
+            if inbound.fetched_at <= row.created_at:  # newest first: the first that fits
+                found[row.id] = (int(inbound.uidvalidity), int(inbound.uid))
+                break
+    return found
 
 
 def _audit_entry(

@@ -7,6 +7,11 @@ each pays its own fsync. Here a mark that arrives while a commit is under way wa
 the next one, which takes every mark waiting by then: no mark waits longer than it
 would have for the lock anyway, and a flood pays one commit per group.
 
+A caller that knows more items are about to come (the outbox, with a group of sends in
+flight) announces them (:meth:`announce`): the next commit then waits for them, at most
+``gather_seconds``, so that a group of sends finishing within milliseconds of each other
+pays one commit rather than two or three.
+
 Each item runs under its own savepoint, so one that fails (a bug, a row gone) fails
 alone; its submitter gets the exception, the others their commit.
 """
@@ -14,6 +19,7 @@ alone; its submitter gets the exception, the others their commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -32,20 +38,40 @@ Item = TypeVar("Item")
 
 class GroupCommit(Generic[Item]):
     def __init__(
-        self, db: Database, write_one: Callable[[Session, Item], None], *, urgent: bool = True
+        self,
+        db: Database,
+        write_one: Callable[[Session, Item], None],
+        *,
+        urgent: bool = True,
+        gather_seconds: float = 0.05,
     ) -> None:
         self.db = db
         self.write_one = write_one
         self.urgent = urgent
+        self.gather_seconds = gather_seconds
+        self._announced = 0
+        """Items announced and neither submitted nor withdrawn yet."""
+        self._arrived = asyncio.Event()
         self._waiting: list[tuple[Item, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
         self.commits = 0
         """Transactions committed (read by tests)."""
 
+    def announce(self, count: int) -> None:
+        """``count`` items will be submitted (or withdrawn) shortly."""
+        self._announced += count
+
+    def withdraw(self) -> None:
+        """One announced item will not come after all (its send failed)."""
+        self._announced = max(0, self._announced - 1)
+        self._arrived.set()
+
     async def submit(self, item: Item) -> None:
         """Write ``item``; returns once its transaction committed, raises if it failed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._announced = max(0, self._announced - 1)
         self._waiting.append((item, done))
+        self._arrived.set()
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting(), name="group-commit")
         await asyncio.shield(done)  # a cancelled submitter does not cancel the others' commit
@@ -53,6 +79,7 @@ class GroupCommit(Generic[Item]):
     async def _commit_waiting(self) -> None:
         # Bounded: each round takes every item waiting, and only ``submit`` adds more.
         while self._waiting:
+            await self._gather()
             group, self._waiting = self._waiting, []
             try:
                 failures = await self.db.run_write(
@@ -71,6 +98,15 @@ class GroupCommit(Generic[Item]):
                     done.set_result(None)
                 else:
                     done.set_exception(failure)
+
+    async def _gather(self) -> None:
+        """Wait for announced items, at most ``gather_seconds`` (each wait is bounded by it)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.gather_seconds
+        while self._announced > 0 and (left := deadline - loop.time()) > 0:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), left)
 
     def _write_all(self, items: list[Item], session: Session) -> list[Exception | None]:
         failures: list[Exception | None] = []

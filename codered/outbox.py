@@ -216,7 +216,10 @@ class OutboxWorker:
                 if stop is not None and stop.is_set():
                     await self._hand_back([row for later in groups[index:] for row, _ in later])
                     return results
-                results += await asyncio.gather(*(self._send(row, by_id[row]) for row, _ in group))
+                self._marks.announce(len(group))
+                results += await asyncio.gather(
+                    *(self._send_announced(row, by_id[row]) for row, _ in group)
+                )
         return results
 
     async def _hand_back(self, outbox_ids: list[int]) -> None:
@@ -303,6 +306,18 @@ class OutboxWorker:
         )
         claimed = [_ToSend.of(row, leases[row.id]) for row in found]
         return sorted(claimed, key=lambda send: send.outbox_id)
+
+    async def _send_announced(self, outbox_id: int, claimed: _ToSend) -> SendResult:
+        """:meth:`_send` of a row whose mark was announced to the group commit: a row that
+        ends up not sent withdraws it, so that the others' commit need not wait for it."""
+        try:
+            result = await self._send(outbox_id, claimed)
+        except BaseException:
+            self._marks.withdraw()
+            raise
+        if result.status != "sent":
+            self._marks.withdraw()
+        return result
 
     async def _send(self, outbox_id: int, claimed: _ToSend | None = None) -> SendResult:
         """Send one row we hold. Read again only when our lease ran out before its turn:

@@ -56,6 +56,12 @@ class FilingResult:
     """True when flagged, False when the message was gone or renumbered, None when not asked."""
 
 
+def _text(detail: Any) -> str:
+    """The server's words from an IMAP response's data, for an error message."""
+    parts = detail if isinstance(detail, list) else [detail]
+    return " ".join(p.decode(errors="replace") if isinstance(p, bytes) else str(p) for p in parts)
+
+
 class FilingConnection:
     """A mailbox's kept-open IMAP connection for filing; safe to call from any thread."""
 
@@ -89,40 +95,72 @@ class FilingConnection:
     def file_many(
         self, items: Sequence[ToFile], *, sent_folder: str | None, keyword: str = ""
     ) -> list[FilingResult | FilingError]:
-        """File ``items`` in order: each APPENDed to Sent, then every answered message
-        flagged with one UID STORE. One result per item, in order.
+        """File ``items`` in order: APPENDed to Sent, then every answered message flagged
+        with one UID STORE. One result per item, in order.
 
         Why together: in a flood every acknowledgement is filed, and a NOOP, an APPEND and a
-        STORE per message were three round trips each. After an APPEND fails the connection
-        is dropped and the items after it are not tried (their error says so), so a retry
-        can never append one twice."""
+        STORE per message were three round trips each. A server with MULTIAPPEND takes the
+        whole batch in one APPEND; others get one per item."""
         with self._lock:
             try:
                 client = self._ready()
             except FilingError as exc:
                 return [exc for _ in items]
-            results: list[FilingResult | FilingError] = []
-            folder = ""
-            for item in items:
-                if results and isinstance(results[-1], FilingError):
-                    results.append(
-                        FilingError(f"not filed after an earlier failure: {results[-1]}")
-                    )
-                    continue
-                try:
-                    folder = self._sent_folder or _find_sent_folder(client, sent_folder)
-                    self._sent_folder = folder
-                    client.append(folder, item.raw, flags=[b"\\Seen"], msg_time=item.when)
-                except Exception as exc:
-                    self._drop()
-                    results.append(
-                        FilingError(f"cannot append to Sent: {describe_error(exc, self.account)}")
-                    )
-                    continue
-                results.append(FilingResult(folder, None))
+            try:
+                folder = self._sent_folder or _find_sent_folder(client, sent_folder)
+                self._sent_folder = folder
+            except Exception as exc:
+                self._drop()
+                error = FilingError(f"cannot find Sent: {describe_error(exc, self.account)}")
+                return [error for _ in items]
+            if len(items) > 1 and client.has_capability("MULTIAPPEND"):
+                results = self._append_together(client, folder, items)
+            else:
+                results = self._append_each(client, folder, items)
             self._mark_all(client, items, results, keyword)
             self._last_used = time.monotonic()
             return results
+
+    def _append_together(
+        self, client: Any, folder: str, items: Sequence[ToFile]
+    ) -> list[FilingResult | FilingError]:
+        """One APPEND of every item (RFC 3502 MULTIAPPEND): one round trip and one commit
+        on the server, and all or nothing, so a failure leaves no copy to append twice."""
+        try:
+            # imapclient hands back the tagged status here instead of raising on NO.
+            status, detail = client.multiappend(
+                folder, [{"msg": i.raw, "flags": [b"\\Seen"], "date": i.when} for i in items]
+            )
+        except Exception as exc:
+            self._drop()
+            error = FilingError(f"cannot append to Sent: {describe_error(exc, self.account)}")
+            return [error for _ in items]
+        if status != "OK":
+            self._drop()
+            error = FilingError(f"cannot append to Sent: the server answered {_text(detail)}")
+            return [error for _ in items]
+        return [FilingResult(folder, None) for _ in items]
+
+    def _append_each(
+        self, client: Any, folder: str, items: Sequence[ToFile]
+    ) -> list[FilingResult | FilingError]:
+        """An APPEND per item; after one fails the connection is dropped and the rest are
+        not tried (their error says so), so a retry can never append one twice."""
+        results: list[FilingResult | FilingError] = []
+        for item in items:
+            if results and isinstance(results[-1], FilingError):
+                results.append(FilingError(f"not filed after an earlier failure: {results[-1]}"))
+                continue
+            try:
+                client.append(folder, item.raw, flags=[b"\\Seen"], msg_time=item.when)
+            except Exception as exc:
+                self._drop()
+                results.append(
+                    FilingError(f"cannot append to Sent: {describe_error(exc, self.account)}")
+                )
+                continue
+            results.append(FilingResult(folder, None))
+        return results
 
     def _mark_all(
         self,
@@ -137,9 +175,11 @@ class FilingConnection:
             for index, item in enumerate(items)
             if item.answered is not None and isinstance(results[index], FilingResult)
         ]
-        if not wanted or self._client is None:
+        if not wanted:
             return
         try:
+            if self._client is None:  # dropped after a failed APPEND; flagging is safe to redo
+                client = self._ready()
             marked = self._mark(client, [answered for _, answered in wanted], keyword)
         except FilingError as exc:
             for index, _ in wanted:

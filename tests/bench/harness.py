@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -142,6 +143,16 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time ``pid`` has used so far, all its threads (None if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    # After the command name: utime and stime are the 12th and 13th fields, in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ServiceProcess:
     """``codered run --config CONFIG --log-format json`` in a subprocess, logging to a file."""
 
@@ -178,6 +189,11 @@ class ServiceProcess:
             raise BenchError(
                 f"codered run exited with {self.process.returncode}:\n{self.log_tail()}"
             )
+
+    def cpu_seconds(self) -> float | None:
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return cpu_seconds(self.process.pid)
 
     def sample_rss(self) -> float | None:
         if self.process is not None and self.process.poll() is None:

@@ -179,11 +179,13 @@ def flood(server: str, count: int, connections: int, options: Options) -> Result
     with Run(server, keep=options.keep, storage=FLOOD_STORAGE) as run:
         service, probe = run.start_ready("flood", file_sent=options.file_sent)
         profiler = maybe_profile(options.profile, service, "flood")
+        cpu_before = service.cpu_seconds()
         try:
             first, appended = append_parallel(run.imap, planned, connections=connections)
             timeout = max(300.0, count * 2.0)
             last_ack = run.sink.wait_for_all(expected, timeout, "flood")
             settled = settle(probe, count, timeout, service.check_alive)
+            cpu_after = service.cpu_seconds()
             time.sleep(1.0)  # anything sent late (to a machine, twice) would show up now
         finally:
             finish_profile(profiler, result.notes)
@@ -193,6 +195,10 @@ def flood(server: str, count: int, connections: int, options: Options) -> Result
         values["seconds_to_last_ack"] = round(last_ack - first, 3)
         values["seconds_to_settled"] = round(settled - first, 3)
         values["throughput_msgs_per_s"] = round(count / max(last_ack - first, 1e-9), 1)
+        if cpu_before is not None and cpu_after is not None:
+            # What the service spent on the flood (not its start): the capacity figure.
+            values["service_cpu_seconds"] = round(cpu_after - cpu_before, 2)
+            values["service_cpu_ms_per_msg"] = round(1000 * (cpu_after - cpu_before) / count, 2)
         values.update(milestones(probe, first))
         values["peak_rss_mb"] = service.sample_rss()
         values.update(ack_audit(run.sink, expected))

@@ -56,21 +56,67 @@ def test_a_batch_files_every_copy_and_flags_every_answered_message(
     assert all({b"\\Answered", b"$Acknowledged"} <= flags[uid] for uid in uids)
 
 
-def test_after_a_failed_append_the_rest_is_not_tried(dovecot: DovecotServer) -> None:
+def test_a_refused_batch_leaves_nothing_to_append_twice(dovecot: DovecotServer) -> None:
+    """Dovecot has MULTIAPPEND: the batch goes in one APPEND, and a refusal files none."""
     dovecot.append(mail.outage_complaint()[1])
     validity, [uid] = _inbox_uids(dovecot)
     now = datetime.now(UTC)
     items = [ToFile(mail.question()[1], now, (validity, uid)) for _ in range(3)]
     connection = FilingConnection(dovecot.account())
     try:
-        # A configured folder that does not exist: the server refuses the first APPEND.
+        # A configured folder that does not exist: the server refuses the APPEND.
         results = connection.file_many(items, sent_folder="No Such Folder")
     finally:
         connection.close()
 
     assert all(isinstance(r, FilingError) for r in results)
-    assert "cannot append to Sent" in str(results[0])
-    assert all("not filed after an earlier failure" in str(r) for r in results[1:])
+    assert all("cannot append to Sent" in str(r) for r in results)
     flags, copies = _flags_and_sent(dovecot)
     assert b"\\Answered" not in flags[uid]  # nothing filed, so nothing is marked answered
     assert copies == 0
+
+
+def test_one_bad_message_refuses_the_whole_batch(dovecot: DovecotServer) -> None:
+    """RFC 3502: all or nothing. Dovecot refuses an empty message, and with it the others."""
+    now = datetime.now(UTC)
+    items = [ToFile(mail.question()[1], now), ToFile(b"", now), ToFile(mail.question()[1], now)]
+    connection = FilingConnection(dovecot.account())
+    try:
+        results = connection.file_many(items, sent_folder=None)
+    finally:
+        connection.close()
+
+    assert all(isinstance(r, FilingError) for r in results)
+    assert _flags_and_sent(dovecot)[1] == 0
+
+
+def test_without_multiappend_the_rest_is_not_tried_after_a_failed_append(
+    dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without MULTIAPPEND gets an APPEND per message; after one fails, none
+    follows (a retry then cannot append one twice). Dovecot is real; only its MULTIAPPEND
+    capability is hidden from the client."""
+    real = IMAPClient.has_capability
+    monkeypatch.setattr(
+        IMAPClient,
+        "has_capability",
+        lambda self, name: name.upper() != "MULTIAPPEND" and real(self, name),
+    )
+    dovecot.append(mail.outage_complaint()[1])
+    validity, [uid] = _inbox_uids(dovecot)
+    now = datetime.now(UTC)
+    good = [ToFile(mail.question()[1], now, (validity, uid)) for _ in range(2)]
+    connection = FilingConnection(dovecot.account())
+    try:
+        results = connection.file_many(
+            [good[0], ToFile(b"", now), good[1]], sent_folder=None, keyword="$Acknowledged"
+        )
+    finally:
+        connection.close()
+
+    assert isinstance(results[0], FilingResult) and results[0].marked is True
+    assert "cannot append to Sent" in str(results[1])
+    assert "not filed after an earlier failure" in str(results[2])
+    flags, copies = _flags_and_sent(dovecot)
+    assert copies == 1
+    assert b"\\Answered" in flags[uid]  # the one that was filed marks its answered message
