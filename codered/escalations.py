@@ -27,6 +27,7 @@ from codered.db.engine import Database
 from codered.db.models import InboundMessage, Incident, PolicyEvent
 from codered.notifications import queue_internal_mail_sync
 from codered.policy_events import EventsOnce
+from codered.recent_texts import RecentTexts
 from codered.settings import Settings
 from inbox.message import ParseError
 from inbox.parse import parse_email
@@ -71,9 +72,12 @@ class Escalator:
         *,
         on_outbox: Callable[[], None] = lambda: None,
         webhook: Callable[..., Any] | None = None,
+        texts: RecentTexts | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.texts = texts or RecentTexts()
+        """Texts the pipeline parsed lately: a first message found here is not parsed again."""
         self.on_outbox = on_outbox
         self.webhook = webhook
         self._rules: dict[str, tuple[EscalationRule, ...]] = {}
@@ -110,7 +114,9 @@ class Escalator:
         batch = await self.db.run_read(partial(self._read_batch, now))
         if not batch.incidents:
             return [], 0
-        texts = await asyncio.to_thread(_first_texts, batch.first_raws)
+        texts = batch.first_texts
+        if batch.first_raws:
+            texts = {**texts, **await asyncio.to_thread(_first_texts, batch.first_raws)}
         facts = [self._facts(batch, incident, texts) for incident in batch.incidents]
         done, payloads = await self.db.run_write(
             partial(self._write_batch, batch.incidents, facts, now)
@@ -128,29 +134,43 @@ class Escalator:
             .limit(CHECK_BATCH)
         ).all()
         if not incidents:
-            return _Batch([], {}, {}, set())
+            return _Batch([], {}, {}, {}, set())
         ids = [incident.id for incident in incidents]
-        first = (
-            select(func.min(InboundMessage.id))
-            .where(InboundMessage.incident_id.in_(ids))
-            .group_by(InboundMessage.incident_id)
-        )
-        raws = {
-            incident_id: raw
-            for incident_id, raw in session.execute(
-                select(InboundMessage.incident_id, InboundMessage.raw).where(
-                    InboundMessage.id.in_(first)
-                )
+        first: dict[int, int] = {
+            incident_id: inbound_id
+            for incident_id, inbound_id in session.connection().execute(
+                select(InboundMessage.incident_id, func.min(InboundMessage.id))
+                .where(InboundMessage.incident_id.in_(ids))
+                .group_by(InboundMessage.incident_id)
             )
             if incident_id is not None
         }
+        texts: dict[int, str] = {}
+        unknown: dict[int, int] = {}
+        for incident_id, inbound_id in first.items():
+            text = self.texts.get(inbound_id)
+            if text is None:
+                unknown[inbound_id] = incident_id
+            else:
+                texts[incident_id] = text
+        raws: dict[int, bytes | None] = {}
+        if unknown:
+            raws = {
+                unknown[inbound_id]: raw
+                for inbound_id, raw in session.execute(
+                    select(InboundMessage.id, InboundMessage.raw).where(
+                        InboundMessage.id.in_(list(unknown))
+                    )
+                )
+            }
         domains = {domain_of(incident.customer_email) for incident in incidents}
         flagged_keys = session.scalars(
             select(PolicyEvent.key).where(PolicyEvent.key.in_([f"at_risk:{d}" for d in domains]))
         ).all()
         windows = {days for i in incidents for days in required_windows(self.rules(i.mailbox))}
         counts = _complaints_by_domain(session, domains, windows, now)
-        return _Batch(list(incidents), raws, counts, {k.partition(":")[2] for k in flagged_keys})
+        flagged = {k.partition(":")[2] for k in flagged_keys}
+        return _Batch(list(incidents), texts, raws, counts, flagged)
 
     def _facts(self, batch: _Batch, incident: Incident, texts: dict[int, str]) -> EscalationFacts:
         domain = domain_of(incident.customer_email)
@@ -299,8 +319,10 @@ class _Batch:
     """What one escalation pass read for its incidents, before parsing and deciding."""
 
     incidents: list[Incident]
+    first_texts: dict[int, str]
+    """Incident id → the new text of its first message, where the pipeline remembered it."""
     first_raws: dict[int, bytes | None]
-    """Incident id → the raw bytes of its first message."""
+    """Incident id → the raw bytes of its first message, for the others."""
     complaints: dict[tuple[str, int], int]
     """(domain, days) → incidents opened from that domain within that many days."""
     flagged: set[str]

@@ -25,6 +25,7 @@ from codered.db.engine import Database
 from codered.db.models import DeadLetter, InboundMessage, utcnow
 from codered.decision_recording import Chunk, DecisionRecorder, Item, Outcome
 from codered.facts import gather_facts, read_ack_counts
+from codered.recent_texts import RecentTexts
 from codered.settings import Settings
 from inbox.message import InboundEmail, ParseError
 from inbox.parse import parse_email
@@ -67,8 +68,11 @@ class Pipeline:
         on_outbox: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
         mailboxes: Callable[[], Collection[str]] | None = None,
+        texts: RecentTexts | None = None,
     ) -> None:
         self.db = db
+        self.texts = texts or RecentTexts()
+        """The new text of each message parsed here, for the escalation check."""
         self.mailboxes = mailboxes
         """Decide only mail of these mailboxes (the ones this process watches); None: all."""
         self.settings = settings
@@ -118,6 +122,7 @@ class Pipeline:
                 if outcome is not None:
                     outcomes.append(outcome)
                 continue
+            self.texts.remember(inbound_id, email.new_text)
             classification = classify_offline(email.subject, email.new_text)
             decision = None  # decided under the write transaction, with fresh facts
             if self.classifier is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from codered.db.engine import Database
 from codered.db.migrate import upgrade
 from codered.db.models import utcnow
 from codered.drafts import DraftingWorker, make_drafter
+from codered.escalations import Escalator
 from codered.filing import MailboxFiler
 from codered.job_leases import release_lease
 from codered.leaseholders import worker_identity
@@ -32,6 +34,7 @@ from codered.notifications import queue_alert_mail
 from codered.outbox import OutboxWorker
 from codered.pipeline import Classifier, Outcome, Pipeline
 from codered.policy_clock import CLOCK_LEASE, PolicyClock
+from codered.recent_texts import RecentTexts
 from codered.settings import MailboxSettings, Settings
 from codered.worker_share import HEARTBEAT_SECONDS, WorkerShare
 from inbox.multiplex import watch_on_loop
@@ -98,12 +101,14 @@ class Service:
         self._yield: dict[str, asyncio.Event] = {
             m.name: asyncio.Event() for m in settings.mailboxes
         }
+        texts = RecentTexts()  # parsed once by the pipeline, read again by escalation
         self.pipeline = Pipeline(
             self.db,
             settings,
             classifier=_model_classifier(settings),
             on_outbox=decided,
             mailboxes=None if self.db.is_sqlite else (lambda: self.held),
+            texts=texts,
         )
         self.share = WorkerShare(self.db, worker_identity(), len(settings.mailboxes))
         self.outbox = OutboxWorker(
@@ -117,7 +122,12 @@ class Service:
         self.drafting = DraftingWorker(
             self.db, settings, make_drafter(settings), identity=worker_identity()
         )
-        self.policies = PolicyClock(self.db, settings, on_outbox=self._outbox_wakeup.set)
+        self.policies = PolicyClock(
+            self.db,
+            settings,
+            on_outbox=self._outbox_wakeup.set,
+            escalator=Escalator(self.db, settings, on_outbox=self._outbox_wakeup.set, texts=texts),
+        )
         self.filer = MailboxFiler(self.db, settings, tokens=self.tokens)
         self.watchers: list[MailboxWatcher] = []
         # Blocking IMAP steps of every mailbox; the waits in IDLE need no thread at all.
@@ -365,12 +375,18 @@ async def _warm_up_when(watching: asyncio.Event) -> None:
     await asyncio.to_thread(_warm_up)
 
 
+WARMED_UP = "language model and detector loaded"
+"""Logged when :func:`_warm_up` is done (the benchmarks wait for it)."""
+
+
 def _warm_up() -> None:
     from inbox.language import detect_language
     from policies.detect import classify_offline
 
+    began = time.monotonic()
     detect_language("Our service has been down since this morning and nobody answers.")
     classify_offline("warm-up", "Our service has been down since this morning.")
+    log.info("%s in %.2f s", WARMED_UP, time.monotonic() - began)
 
 
 async def _stop_watching(watcher: MailboxWatcher, watching: asyncio.Task[None]) -> None:

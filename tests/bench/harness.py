@@ -235,6 +235,16 @@ class ServiceProcess:
                         lines.append(entry)
         return lines
 
+    def wait_for_log(self, message: str, timeout: float) -> None:
+        """Wait until a log line's message starts with ``message`` (BenchError on timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if any(str(e.get("message", "")).startswith(message) for e in self.log_lines()):
+                return
+            time.sleep(0.1)
+        raise BenchError(f"the service never logged {message!r}:\n{self.log_tail()}")
+
     def log_levels(self) -> Counter[str]:
         return Counter(str(entry.get("level")) for entry in self.log_lines())
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from codered.service import WARMED_UP
 from tests.bench.floor import FloorRelay
 from tests.bench.harness import DEFAULT_MAILBOXES, wait_for_watchers
 from tests.bench.live import (
@@ -178,6 +179,8 @@ def flood(server: str, count: int, connections: int, options: Options) -> Result
     expected = _expected(planned)
     with Run(server, keep=options.keep, storage=FLOOD_STORAGE) as run:
         service, probe = run.start_ready("flood", file_sent=options.file_sent)
+        # A flood meets a service that is up, not one still loading its language model.
+        service.wait_for_log(WARMED_UP, 60)
         profiler = maybe_profile(options.profile, service, "flood")
         cpu_before = service.cpu_seconds()
         try:

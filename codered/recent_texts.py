@@ -1,0 +1,38 @@
+"""The new text of messages the pipeline parsed lately, by inbound row id.
+
+Why: the escalation check of a new incident reads the new text of its first message
+(what the customer wrote, for the rules' keywords). That message was parsed moments
+before, when it was decided; parsing it again cost as much as the rest of the check.
+The pipeline remembers each parsed text here and the escalator asks first. An inbound
+row's bytes never change and its id is never reused, so a remembered text is always the
+one a fresh parse would give; anything not remembered (another process decided it, the
+service restarted, it fell out) is parsed from the stored bytes as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+__all__ = ["RecentTexts"]
+
+KEPT = 5000
+"""Texts kept (the newest); a few MB at most, and more than one flood's escalation lag."""
+
+
+class RecentTexts:
+    def __init__(self, kept: int = KEPT) -> None:
+        self.kept = kept
+        self._texts: OrderedDict[int, str] = OrderedDict()
+        self._lock = threading.Lock()  # written on the event loop, read on worker threads
+
+    def remember(self, inbound_id: int, text: str) -> None:
+        with self._lock:
+            self._texts[inbound_id] = text
+            self._texts.move_to_end(inbound_id)
+            while len(self._texts) > self.kept:
+                self._texts.popitem(last=False)
+
+    def get(self, inbound_id: int) -> str | None:
+        with self._lock:
+            return self._texts.get(inbound_id)
