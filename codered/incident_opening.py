@@ -68,6 +68,7 @@ class _NewIncident:
     language: str
     reply_by: datetime
     utc_offset_minutes: int | None
+    acknowledged_at: datetime | None
 
 
 class IncidentOpener:
@@ -109,7 +110,8 @@ class IncidentOpener:
             return OpenedIncident(held.id, held.reference)
         incident = self._open(session, inbound, email, decision, held=False)
         composed = self._compose(email, incident)
-        now = self.clock()
+        now = incident.acknowledged_at
+        assert now is not None
         ack_id = insert_row(
             session,
             OutboxMessage,
@@ -121,7 +123,6 @@ class IncidentOpener:
                 due=now,
             ),
         )
-        update_row(session, Incident, incident.id, {"acknowledged_at": now})
         record_promise_sync(
             session,
             incident_id=incident.id,
@@ -191,11 +192,18 @@ class IncidentOpener:
         )
         reference = f"{self.settings.limits.reference_prefix}-{1000 + incident_id}"
         owner = assign_owner(local, customer, incident_id)
+        # Acknowledged now: its outbox row is written in this same transaction.
+        acknowledged = None if held else self.clock()
         update_row(
             session,
             Incident,
             incident_id,
-            {"reference": reference, "owner": owner, "status_changed_at": received},
+            {
+                "reference": reference,
+                "owner": owner,
+                "status_changed_at": received,
+                "acknowledged_at": acknowledged,
+            },
         )
         audit.append_sync(
             session,
@@ -222,6 +230,7 @@ class IncidentOpener:
             language,
             promised,
             offset_minutes,
+            acknowledged,
         )
 
     def _compose(self, email: InboundEmail, incident: _NewIncident) -> ComposedMessage:

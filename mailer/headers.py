@@ -61,6 +61,11 @@ def sanitize_header_value(value: str, max_length: int = 998) -> str:
     """
     if max_length < 1:
         raise ValueError("max_length must be at least 1")
+    if value.isascii() and value.isprintable():  # nothing to replace or remove: C loops only
+        cleaned = " ".join(value.split())
+        if len(cleaned) <= max_length:
+            return cleaned
+        return cleaned[: max_length - 1].rstrip() + "…"
     kept: list[str] = []
     for char in value:
         category = unicodedata.category(char)
