@@ -22,7 +22,7 @@ from codered import audit
 from codered.db.engine import Database
 from codered.db.models import Draft, InboundMessage, Incident, OutboxMessage, utcnow
 from codered.draft_context import gather_context
-from codered.outbox import outbox_row
+from codered.outbox_rows import outbox_row
 from codered.promises import record_promise
 from codered.settings import Settings
 from drafting.kinds import DraftKind

@@ -237,7 +237,8 @@ def outbox_retry(
     """Send a failed message again now (same bytes, same Message-ID)."""
     settings = load_cli_settings(config)
     from codered.connections import oauth_tokens, smtp_server, smtp_servers
-    from codered.outbox import OutboxWorker, SendResult, retry_failed
+    from codered.outbox import OutboxWorker, SendResult
+    from codered.outbox_actions import retry_failed
 
     async def _work(db: Any) -> SendResult:
         servers = smtp_servers(settings, oauth_tokens(settings))

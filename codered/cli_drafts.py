@@ -253,7 +253,8 @@ def drafts_approve(
     edited = _read_text(None, edit_file)
     from codered.approval import approve_draft
     from codered.connections import oauth_tokens, smtp_server, smtp_servers
-    from codered.outbox import OutboxWorker, send_now
+    from codered.outbox import OutboxWorker
+    from codered.outbox_actions import send_now
 
     async def _work(db: Any) -> tuple[Any, Any]:
         approval = await approve_draft(

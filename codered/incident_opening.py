@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from codered import audit
 from codered.db.core import insert_row, update_row
 from codered.db.models import Incident, OutboxMessage
-from codered.outbox import outbox_values
+from codered.outbox_rows import outbox_values
 from codered.owners import assign_owner
 from codered.promises import record_promise_sync
 from codered.settings import Settings

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.db.models import Incident, utcnow
-from codered.outbox import outbox_row
+from codered.outbox_rows import outbox_row
 from codered.settings import Settings
 from inbox.message import EmailAddress
 from mailer.internal import compose_internal_notification

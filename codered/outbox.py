@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -29,48 +28,14 @@ from codered.db.engine import Database
 from codered.db.models import Incident, OutboxMessage, utcnow
 from codered.group_commit import GroupCommit
 from codered.leaseholders import holder_is_dead, worker_identity
+from codered.outbox_rows import MARK_COLUMNS, SEND_COLUMNS, Claimed, ToSend
 from codered.promises import settle_promises
-from mailer.compose import ComposedMessage
 from mailer.deliver import DeliveryError, SmtpServer, deliver
 from mailer.smtp_pool import SmtpPool
 
-__all__ = [
-    "OutboxWorker",
-    "SendResult",
-    "outbox_row",
-    "outbox_values",
-    "retry_failed",
-    "send_now",
-]
+__all__ = ["CLAIM_BATCH", "OutboxWorker", "SendResult", "side_by_side"]
 
 log = logging.getLogger(__name__)
-
-
-def outbox_row(
-    composed: ComposedMessage, *, incident_id: int | None, kind: str, mailbox: str, due: datetime
-) -> OutboxMessage:
-    """The outbox row for ``composed``: its exact bytes, sent from ``due`` on."""
-    return OutboxMessage(
-        **outbox_values(composed, incident_id=incident_id, kind=kind, mailbox=mailbox, due=due)
-    )
-
-
-def outbox_values(
-    composed: ComposedMessage, *, incident_id: int | None, kind: str, mailbox: str, due: datetime
-) -> dict[str, Any]:
-    """The columns of :func:`outbox_row`, for a Core INSERT (``codered.db.core``)."""
-    return {
-        "incident_id": incident_id,
-        "kind": kind,
-        "mailbox": mailbox,
-        "message_id": composed.message_id,
-        "envelope_from": composed.envelope_from,
-        "recipients": list(composed.recipients),
-        "subject": composed.subject,
-        "body_text": composed.text,
-        "raw": composed.raw,
-        "next_attempt_at": due,
-    }
 
 
 def _after_summary(session: Session, row: OutboxMessage) -> None:
@@ -99,59 +64,6 @@ class SendResult:
     status: str
     detail: str
 
-
-_Claimed = tuple[int, int | None]
-"""A claimed outbox row: its id and its incident's."""
-
-
-@dataclass(frozen=True)
-class _ToSend:
-    """What sending one row needs, read when it was claimed (or again, when our lease ran
-    out before its turn came)."""
-
-    outbox_id: int
-    incident_id: int | None
-    lease_until: datetime
-    kind: str
-    mailbox: str
-    envelope_from: str
-    recipients: tuple[str, ...]
-    raw: bytes
-
-    @classmethod
-    def of(cls, row: Any, lease_until: datetime) -> _ToSend:
-        """From a row of :data:`_SEND_COLUMNS`."""
-        return cls(
-            row.id,
-            row.incident_id,
-            lease_until,
-            row.kind,
-            row.mailbox,
-            row.envelope_from,
-            tuple(row.recipients),
-            row.raw,
-        )
-
-
-_SEND_COLUMNS = (
-    OutboxMessage.id,
-    OutboxMessage.incident_id,
-    OutboxMessage.kind,
-    OutboxMessage.mailbox,
-    OutboxMessage.envelope_from,
-    OutboxMessage.recipients,
-    OutboxMessage.raw,
-)
-
-
-_MARK_COLUMNS = (
-    OutboxMessage.kind,
-    OutboxMessage.incident_id,
-    OutboxMessage.message_id,
-    OutboxMessage.recipients,
-    OutboxMessage.attempts,
-)
-"""What marking a row sent reads of it (not its bytes)."""
 
 CLAIM_BATCH = 10
 """Rows claimed per transaction while mail is waiting."""
@@ -211,7 +123,7 @@ class OutboxWorker:
                 break
             by_id = {send.outbox_id: send for send in claimed}
             pairs = [(send.outbox_id, send.incident_id) for send in claimed]
-            groups = _side_by_side(pairs, self.parallel)
+            groups = side_by_side(pairs, self.parallel)
             for index, group in enumerate(groups):
                 if stop is not None and stop.is_set():
                     await self._hand_back([row for later in groups[index:] for row, _ in later])
@@ -244,10 +156,10 @@ class OutboxWorker:
             return None
         return max(0.0, (due - self.clock()).total_seconds())
 
-    async def _claim(self, limit: int) -> list[_ToSend]:
+    async def _claim(self, limit: int) -> list[ToSend]:
         return await self.db.run_write(partial(self._claim_in, limit, self.clock()), urgent=True)
 
-    def _claim_in(self, limit: int, now: datetime, session: Session) -> list[_ToSend]:
+    def _claim_in(self, limit: int, now: datetime, session: Session) -> list[ToSend]:
         """Claim up to ``limit`` due rows (and rows whose sender's lease lapsed) in ``session``;
         returns what sending each needs. Core statements (:mod:`codered.db.core`): this runs
         for every few messages of a flood, and only the claimed rows' bytes are read."""
@@ -302,12 +214,12 @@ class OutboxWorker:
         if not leases:
             return []
         found = session.connection().execute(
-            select(*_SEND_COLUMNS).where(OutboxMessage.id.in_(list(leases)))
+            select(*SEND_COLUMNS).where(OutboxMessage.id.in_(list(leases)))
         )
-        claimed = [_ToSend.of(row, leases[row.id]) for row in found]
+        claimed = [ToSend.of(row, leases[row.id]) for row in found]
         return sorted(claimed, key=lambda send: send.outbox_id)
 
-    async def _send_announced(self, outbox_id: int, claimed: _ToSend) -> SendResult:
+    async def _send_announced(self, outbox_id: int, claimed: ToSend) -> SendResult:
         """:meth:`_send` of a row whose mark was announced to the group commit: a row that
         ends up not sent withdraws it, so that the others' commit need not wait for it."""
         try:
@@ -319,7 +231,7 @@ class OutboxWorker:
             self._marks.withdraw()
         return result
 
-    async def _send(self, outbox_id: int, claimed: _ToSend | None = None) -> SendResult:
+    async def _send(self, outbox_id: int, claimed: ToSend | None = None) -> SendResult:
         """Send one row we hold. Read again only when our lease ran out before its turn:
         while it runs, nobody else can have taken the row over."""
         send = claimed
@@ -330,7 +242,7 @@ class OutboxWorker:
                 # Taken over while it waited in our batch (our lease ran out): not ours.
                 return SendResult(outbox_id, "skipped", f"held by {row.lease_owner}")
             assert row.lease_until is not None
-            send = _ToSend(
+            send = ToSend(
                 row.id,
                 row.incident_id,
                 row.lease_until,
@@ -370,7 +282,7 @@ class OutboxWorker:
         outbox_id, reply = sent
         row = (
             session.connection()
-            .execute(select(*_MARK_COLUMNS).where(OutboxMessage.id == outbox_id))
+            .execute(select(*MARK_COLUMNS).where(OutboxMessage.id == outbox_id))
             .one()
         )
         smtp_reply = reply[:1000]
@@ -438,11 +350,11 @@ class OutboxWorker:
         return SendResult(outbox_id, status, error.reply)
 
 
-def _side_by_side(claimed: list[_Claimed], width: int) -> list[list[_Claimed]]:
+def side_by_side(claimed: list[Claimed], width: int) -> list[list[Claimed]]:
     """``claimed`` in order, cut into groups of at most ``width`` sent together, a new group
     starting wherever a row's incident already has a row in the current one."""
-    groups: list[list[_Claimed]] = []
-    current: list[_Claimed] = []
+    groups: list[list[Claimed]] = []
+    current: list[Claimed] = []
     incidents: set[int] = set()
     for row, incident in claimed:
         if len(current) >= width or (incident is not None and incident in incidents):
@@ -454,45 +366,3 @@ def _side_by_side(claimed: list[_Claimed], width: int) -> list[list[_Claimed]]:
     if current:
         groups.append(current)
     return groups
-
-
-async def retry_failed(worker: OutboxWorker, outbox_id: int) -> SendResult:
-    """Operator's re-send of one row (``codered outbox retry ID``): same bytes, same Message-ID."""
-    async with worker.db.write(urgent=True) as session:
-        row = await session.get(OutboxMessage, outbox_id)
-        if row is None:
-            raise LookupError(f"no outbox message with id {outbox_id}")
-        if row.status == "sent":
-            raise ValueError(f"outbox message {outbox_id} was already sent at {row.sent_at}")
-        if row.status == "sending" and not holder_is_dead(row.lease_owner):
-            raise ValueError(f"outbox message {outbox_id} is being sent right now")
-        previous = row.status
-        row.status = "sending"
-        row.lease_owner = worker.identity
-        row.lease_until = worker.clock() + worker.lease
-        row.attempts += 1
-        await audit.append(
-            session,
-            "mail.retry_requested",
-            {"outbox_id": row.id, "message_id": row.message_id, "previous_status": previous},
-            actor="operator",
-            incident_id=row.incident_id,
-        )
-    return await worker._send(outbox_id)
-
-
-async def send_now(worker: OutboxWorker, outbox_id: int) -> SendResult | None:
-    """Send one pending row at once (``codered drafts approve``), unless a running service
-    has already claimed it: then None, and that service delivers it."""
-    now = worker.clock()
-    async with worker.db.write(urgent=True) as session:
-        row = await session.get(OutboxMessage, outbox_id, with_for_update=True)
-        if row is None:
-            raise LookupError(f"no outbox message with id {outbox_id}")
-        if row.status != "pending" or row.next_attempt_at > now:
-            return None
-        row.status = "sending"
-        row.lease_owner = worker.identity
-        row.lease_until = now + worker.lease
-        row.attempts += 1
-    return await worker._send(outbox_id)

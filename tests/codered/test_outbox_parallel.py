@@ -14,7 +14,7 @@ from codered.db.migrate import upgrade
 from codered.db.models import InboundMessage, Incident, OutboxMessage
 from codered.embedded import SmtpSink
 from codered.notifications import queue_internal_mail
-from codered.outbox import OutboxWorker, _side_by_side
+from codered.outbox import OutboxWorker, side_by_side
 from codered.pipeline import Pipeline
 from tests.support import mail
 from tests.support.service import make_settings
@@ -22,7 +22,7 @@ from tests.support.service import make_settings
 
 def test_groups_are_narrow_enough_and_keep_an_incidents_rows_apart() -> None:
     claimed = [(1, 10), (2, 11), (3, 10), (4, None), (5, None), (6, 12), (7, 13)]
-    groups = _side_by_side(claimed, 3)
+    groups = side_by_side(claimed, 3)
     assert [row for group in groups for row, _ in group] == [1, 2, 3, 4, 5, 6, 7]
     assert all(len(group) <= 3 for group in groups)
     for group in groups:
