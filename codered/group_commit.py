@@ -61,6 +61,11 @@ class GroupCommit(Generic[Item]):
         """``count`` items will be submitted (or withdrawn) shortly."""
         self._announced += count
 
+    def settle(self) -> None:
+        """Everything announced has been submitted or has failed: wait for nothing more."""
+        self._announced = 0
+        self._arrived.set()
+
     def withdraw(self) -> None:
         """One announced item will not come after all (its send failed)."""
         self._announced = max(0, self._announced - 1)

@@ -129,9 +129,12 @@ class OutboxWorker:
                     await self._hand_back([row for later in groups[index:] for row, _ in later])
                     return results
                 self._marks.announce(len(group))
-                results += await asyncio.gather(
-                    *(self._send_announced(row, by_id[row]) for row, _ in group)
-                )
+                try:
+                    results += await asyncio.gather(
+                        *(self._send_announced(row, by_id[row]) for row, _ in group)
+                    )
+                finally:  # even if cancelled before a send began: nobody waits for it
+                    self._marks.settle()
         return results
 
     async def _hand_back(self, outbox_ids: list[int]) -> None:

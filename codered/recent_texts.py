@@ -17,21 +17,31 @@ from collections import OrderedDict
 __all__ = ["RecentTexts"]
 
 KEPT = 5000
-"""Texts kept (the newest); a few MB at most, and more than one flood's escalation lag."""
+"""Texts kept (the newest): more than one flood's escalation lag."""
+KEPT_CHARACTERS = 4_000_000
+"""And at most this much text in all (a few MB), however long single messages are."""
 
 
 class RecentTexts:
-    def __init__(self, kept: int = KEPT) -> None:
+    def __init__(self, kept: int = KEPT, characters: int = KEPT_CHARACTERS) -> None:
         self.kept = kept
+        self.characters = characters
         self._texts: OrderedDict[int, str] = OrderedDict()
+        self._size = 0
         self._lock = threading.Lock()  # written on the event loop, read on worker threads
 
     def remember(self, inbound_id: int, text: str) -> None:
+        if len(text) > self.characters:
+            return  # a huge message is parsed again from its bytes instead
         with self._lock:
+            old = self._texts.pop(inbound_id, None)
+            self._size -= len(old) if old is not None else 0
             self._texts[inbound_id] = text
-            self._texts.move_to_end(inbound_id)
-            while len(self._texts) > self.kept:
-                self._texts.popitem(last=False)
+            self._size += len(text)
+            # Bounded: each turn removes one entry, and the newest always fits.
+            while len(self._texts) > self.kept or self._size > self.characters:
+                _, dropped = self._texts.popitem(last=False)
+                self._size -= len(dropped)
 
     def get(self, inbound_id: int) -> str | None:
         with self._lock:

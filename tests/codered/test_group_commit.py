@@ -51,3 +51,34 @@ async def test_a_group_commits_once_and_a_failure_stays_its_own(database_url: st
         assert group.commits == 2
     finally:
         await db.dispose()
+
+
+async def test_announced_items_that_arrive_apart_still_share_one_commit(
+    database_url: str,
+) -> None:
+    """The outbox announces a group of sends; their marks, finishing a few ms apart, wait
+    for each other (at most ``gather_seconds``), and one that is withdrawn holds nobody."""
+    db = Database(database_url)
+    try:
+        await upgrade(db)
+        group: GroupCommit[int] = GroupCommit(db, _write, gather_seconds=5.0)
+
+        async def later(item: int, delay: float) -> None:
+            await asyncio.sleep(delay)
+            await group.submit(item)
+
+        group.announce(3)
+        await asyncio.gather(later(10, 0.0), later(11, 0.02), later(12, 0.04))
+        assert group.commits == 1  # without the announcement the first commits alone
+
+        group.announce(2)
+        submitted = asyncio.create_task(group.submit(20))
+        await asyncio.sleep(0.01)
+        group.withdraw()  # the other send failed: the commit goes without waiting 5 s
+        await asyncio.wait_for(submitted, 2.0)
+        assert group.commits == 2
+        async with db.read() as session:
+            items = sorted(d["item"] for d in (await session.scalars(select(AuditEntry.data))))
+        assert items == [10, 11, 12, 20]
+    finally:
+        await db.dispose()

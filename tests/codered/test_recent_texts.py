@@ -31,6 +31,15 @@ def test_only_the_newest_texts_are_kept() -> None:
     assert [texts.get(n) for n in range(1, 6)] == [None, None, "text 3", "text 4", "text 5"]
 
 
+def test_the_kept_text_is_bounded_in_size_too() -> None:
+    texts = RecentTexts(kept=100, characters=10)
+    texts.remember(1, "aaaa")
+    texts.remember(2, "bbbb")
+    texts.remember(3, "cccc")  # 12 characters: the oldest goes
+    texts.remember(4, "x" * 11)  # larger than everything allowed: not kept at all
+    assert [texts.get(n) for n in range(1, 5)] == [None, "bbbb", "cccc", None]
+
+
 async def _one_incident(
     tmp_path: Path, texts: RecentTexts, body: str = CALM
 ) -> tuple[Database, int]:
