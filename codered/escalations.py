@@ -29,6 +29,7 @@ from codered.notifications import queue_internal_mail_sync
 from codered.policy_events import EventsOnce
 from codered.recent_texts import RecentTexts
 from codered.settings import Settings
+from codered.webhook_payload import escalation_payload
 from inbox.message import ParseError
 from inbox.parse import parse_email
 from policies.escalation import (
@@ -288,8 +289,6 @@ class Escalator:
                 ],
                 to=unique,
             )
-        from codered.webhook import escalation_payload  # httpx loads only when needed
-
         return escalation_payload(
             reference=incident.reference,
             customer=incident.customer_email,

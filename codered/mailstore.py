@@ -16,9 +16,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.crashpoints import crashpoint
+from codered.db.core import table_of
 from codered.db.engine import Database
 from codered.db.models import DeadLetter, InboundMessage, MailboxState, utcnow
 from inbox.ports import Cursor, FetchedMessage, MailboxStore, WatcherStatus
@@ -105,54 +107,11 @@ class DatabaseMailboxStore(MailboxStore):
         self, mailbox: str, uidvalidity: int, messages: Sequence[FetchedMessage]
     ) -> None:
         crashpoint("after_fetch")
-        async with self.db.write(urgent=True) as session:
-            existing = set(
-                (
-                    await session.scalars(
-                        select(InboundMessage.uid).where(
-                            InboundMessage.mailbox == mailbox,
-                            InboundMessage.uidvalidity == uidvalidity,
-                            InboundMessage.uid.in_([m.uid for m in messages]),
-                        )
-                    )
-                ).all()
-            )
-            for message in messages:
-                if message.uid in existing:
-                    continue
-                row = InboundMessage(
-                    mailbox=mailbox,
-                    uidvalidity=uidvalidity,
-                    uid=message.uid,
-                    size=message.size,
-                    raw=message.raw,
-                    status="pending",
-                )
-                session.add(row)
-                if message.oversized or message.raw is None:
-                    await self._oversized(session, row, message)
-            state = await session.get(MailboxState, mailbox)
-            highest = max(m.uid for m in messages)
-            if state is None:
-                raise RuntimeError(f"mailbox {mailbox} has no cursor; it must be baselined first")
-            if state.uidvalidity == uidvalidity and highest > state.last_uid:
-                state.last_uid = highest
-            state.last_sync_at = utcnow()
+        await self.db.run_write(
+            partial(_store_in, mailbox, uidvalidity, list(messages)), urgent=True
+        )
         crashpoint("after_raw_commit")
         crashpoint("after_cursor_advance")
-
-    async def _oversized(self, session: Any, row: InboundMessage, message: FetchedMessage) -> None:
-        reason = f"message is {message.size:,} bytes, over the size cap; not fetched"
-        row.status = "dead"
-        row.reason = reason
-        row.processed_at = utcnow()
-        await session.flush()
-        session.add(DeadLetter(mailbox=row.mailbox, inbound_id=row.id, reason=reason))
-        await audit.append(
-            session,
-            "dead_letter",
-            {"inbound_id": row.id, "mailbox": row.mailbox, "uid": row.uid, "reason": reason},
-        )
 
     def known_message_ids(self, mailbox: str, message_ids: Iterable[str]) -> set[str]:
         return self._run(self._known(mailbox, list(message_ids)))
@@ -253,3 +212,77 @@ def _log_report_failure(mailbox: str, future: concurrent.futures.Future[None]) -
     exc = future.exception()
     if exc is not None:
         log.warning("could not record status of %s: %s", mailbox, exc)
+
+
+def _store_in(
+    mailbox: str, uidvalidity: int, messages: list[FetchedMessage], session: Session
+) -> None:
+    """Store the new messages of a fetched batch and advance the cursor, in one transaction.
+
+    One multi-row INSERT (Core, see :mod:`codered.db.core`), in arrival order: in a flood
+    the watcher stores a few dozen messages per batch. A message over the size cap is
+    stored dead, without its bytes, and dead-lettered with its reason."""
+    existing = set(
+        session.scalars(
+            select(InboundMessage.uid).where(
+                InboundMessage.mailbox == mailbox,
+                InboundMessage.uidvalidity == uidvalidity,
+                InboundMessage.uid.in_([m.uid for m in messages]),
+            )
+        ).all()
+    )
+    now = utcnow()
+    fresh = [m for m in messages if m.uid not in existing]
+    oversized = {m.uid: _oversized_reason(m) for m in fresh if m.oversized or m.raw is None}
+    if fresh:
+        session.connection().execute(
+            table_of(InboundMessage).insert(),
+            [
+                {
+                    "mailbox": mailbox,
+                    "uidvalidity": uidvalidity,
+                    "uid": m.uid,
+                    "size": m.size,
+                    "raw": None if m.uid in oversized else m.raw,
+                    "fetched_at": now,
+                    "status": "dead" if m.uid in oversized else "pending",
+                    "reason": oversized.get(m.uid),
+                    "processed_at": now if m.uid in oversized else None,
+                }
+                for m in fresh
+            ],
+        )
+    if oversized:
+        _dead_letter_oversized(session, mailbox, uidvalidity, oversized)
+    state = session.get(MailboxState, mailbox)
+    highest = max(m.uid for m in messages)
+    if state is None:
+        raise RuntimeError(f"mailbox {mailbox} has no cursor; it must be baselined first")
+    if state.uidvalidity == uidvalidity and highest > state.last_uid:
+        state.last_uid = highest
+    state.last_sync_at = now
+
+
+def _oversized_reason(message: FetchedMessage) -> str:
+    return f"message is {message.size:,} bytes, over the size cap; not fetched"
+
+
+def _dead_letter_oversized(
+    session: Session, mailbox: str, uidvalidity: int, reasons: dict[int, str]
+) -> None:
+    rows = session.execute(
+        select(InboundMessage.id, InboundMessage.uid)
+        .where(
+            InboundMessage.mailbox == mailbox,
+            InboundMessage.uidvalidity == uidvalidity,
+            InboundMessage.uid.in_(list(reasons)),
+        )
+        .order_by(InboundMessage.id)
+    ).all()
+    for inbound_id, uid in rows:
+        session.add(DeadLetter(mailbox=mailbox, inbound_id=inbound_id, reason=reasons[uid]))
+        audit.append_sync(
+            session,
+            "dead_letter",
+            {"inbound_id": inbound_id, "mailbox": mailbox, "uid": uid, "reason": reasons[uid]},
+        )

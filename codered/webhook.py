@@ -11,7 +11,8 @@ A retry after a timeout may deliver the same event twice; receivers can
 drop the copy by ``event`` and ``reference``. The URL is never logged or
 returned: incoming-webhook URLs carry their secret in the path.
 
-The body of an escalation (:func:`escalation_payload`) is one JSON object::
+The body of an escalation (:func:`escalation_payload`, built in
+:mod:`codered.webhook_payload`) is one JSON object::
 
     {
       "event": "incident.escalated",
@@ -39,8 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from codered.webhook_payload import escalation_payload
 from mailer.headers import sanitize_header_value
 
 __all__ = ["WebhookResult", "escalation_payload", "post_webhook"]
@@ -61,8 +62,6 @@ log = logging.getLogger(__name__)
 
 _MAX_ERROR_CHARS = 300
 _MAX_BACKOFF_SECONDS = 5.0
-_MENTION = re.compile(r"(?<!\w)@(?=\w)")
-"""An ``@name`` at the start of a word: Mattermost turns it into a mention (``@channel`` too)."""
 _HEADERS = {"Content-Type": "application/json", "User-Agent": "codered"}
 
 
@@ -178,56 +177,3 @@ async def _attempt(
     if status == 429 or status >= 500:
         raise _TransientError(status, _http_error(response))
     return WebhookResult(False, status, _http_error(response), tried)
-
-
-def _slack_escaped(value: str, max_length: int) -> str:
-    """One line with Slack's three control characters escaped, as its formatting guide asks."""
-    line = sanitize_header_value(value, max_length=max_length)
-    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _chat_safe(value: str) -> str:
-    """One line that a chat tool shows as written: no Slack markup, no mention of anyone."""
-    return _MENTION.sub("@\u200b", _slack_escaped(value, 200))
-
-
-def escalation_payload(
-    *,
-    reference: str,
-    customer: str,
-    subject: str,
-    severity: str,
-    category: str | None,
-    owner: str | None,
-    reasons: Sequence[str],
-    url_to_incident: str | None,
-) -> dict[str, Any]:
-    """The documented ``incident.escalated`` body (see the module docstring).
-
-    Structured fields carry the values as given (JSON needs no escaping);
-    only ``text`` is shaped for display in a chat channel.
-    """
-    kind = f"{severity}, {category}" if category else severity
-    parts = [
-        f"Escalated {reference} ({kind}): {subject}",
-        f"customer {customer}",
-        f"owner {owner}" if owner else "unassigned",
-    ]
-    if reasons:
-        parts.append("; ".join(reasons))
-    text = " | ".join(_chat_safe(part) for part in parts)
-    if url_to_incident:
-        link = _slack_escaped(url_to_incident, 2000).replace("|", "%7C")
-        text = f"{text} | <{link}|open>"
-    return {
-        "event": "incident.escalated",
-        "reference": reference,
-        "customer": customer,
-        "subject": subject,
-        "severity": severity,
-        "category": category,
-        "owner": owner,
-        "reasons": list(reasons),
-        "url": url_to_incident,
-        "text": text,
-    }
