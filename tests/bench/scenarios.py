@@ -163,8 +163,8 @@ def _expected(planned: list[Planned]) -> set[str]:
 
 
 FLOOD_STORAGE = "sdbox"
-"""Dovecot's storage for the floods. With maildir, Dovecot rescans the folder after each
-APPEND, and on a 2-core machine its own APPENDs top out at 200-260 a second with nothing
+"""Dovecot's storage for the floods. With maildir, Dovecot's work per APPEND grows as the
+folder fills, and on a 2-core machine its own APPENDs ran at 175-330 a second with nothing
 else running: a flood would measure Dovecot, not codered. sdbox takes about 550 a second."""
 
 

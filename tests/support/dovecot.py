@@ -15,9 +15,9 @@ Gotchas this helper encodes (Dovecot 2.3):
 * New-mail notification during IDLE comes from inotify on the maildir, with
   ``mailbox_idle_check_interval`` as the fallback; we shorten that to 1 s.
 * ``storage="sdbox"`` stores mail in Dovecot's own format instead of maildir. With
-  maildir, Dovecot rescans the folder after every APPEND, so a flood of APPENDs costs
-  it more the fuller the folder gets (on a 2-core machine, about 200-260 APPENDs a
-  second at most); sdbox keeps an index and takes the same flood at about 550 a second.
+  maildir, Dovecot's work per APPEND grew as the folder filled (system time and disk
+  writes rose through a flood): on a 2-core machine it took about 175-330 APPENDs a
+  second, and about 550 with sdbox.
 * Killing only the master with SIGKILL can leave ``imap`` children holding
   client connections open, so :meth:`kill` kills the whole process group,
   which is what a crashed or rebooted server looks like to a client.
