@@ -20,13 +20,20 @@ if TYPE_CHECKING:
 __all__ = ["imap_account", "oauth_tokens", "smtp_server", "smtp_servers"]
 
 
+def _token_provider(
+    mailbox: MailboxSettings, tokens: AccessTokens | None
+) -> Callable[[], str] | None:
+    """The access-token source of an ``auth = "oauth2"`` mailbox; None for a password one."""
+    if mailbox.auth != "oauth2":
+        return None
+    if tokens is None:
+        raise ValueError(f"mailbox {mailbox.name} uses OAuth2: pass its AccessTokens")
+    return tokens.provider(mailbox.name)
+
+
 def imap_account(mailbox: MailboxSettings, tokens: AccessTokens | None = None) -> ImapAccount:
     """IMAP settings of ``mailbox``; an ``oauth2`` one takes its tokens from ``tokens``."""
-    provider = None
-    if mailbox.auth == "oauth2":
-        if tokens is None:
-            raise ValueError(f"mailbox {mailbox.name} uses OAuth2: pass its AccessTokens")
-        provider = tokens.provider(mailbox.name)
+    provider = _token_provider(mailbox, tokens)
     return ImapAccount(
         name=mailbox.name,
         host=mailbox.imap_host,
@@ -52,12 +59,9 @@ def smtp_server(
     box = settings.mailbox(mailbox) if mailbox else None
     if box is not None and box.smtp_host:
         password = os.environ.get(box.smtp_password_env) if box.smtp_password_env else None
-        provider = None
+        provider = _token_provider(box, tokens)
         username = box.smtp_username
-        if box.auth == "oauth2":
-            if tokens is None:
-                raise ValueError(f"mailbox {box.name} uses OAuth2: pass its AccessTokens")
-            provider = tokens.provider(box.name)
+        if provider is not None:
             username = username or box.imap_username
         return SmtpServer(
             host=box.smtp_host,

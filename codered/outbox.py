@@ -245,16 +245,7 @@ class OutboxWorker:
                 # Taken over while it waited in our batch (our lease ran out): not ours.
                 return SendResult(outbox_id, "skipped", f"held by {row.lease_owner}")
             assert row.lease_until is not None
-            send = ToSend(
-                row.id,
-                row.incident_id,
-                row.lease_until,
-                row.kind,
-                row.mailbox,
-                row.envelope_from,
-                tuple(row.recipients),
-                row.raw,
-            )
+            send = ToSend.of(row, row.lease_until)
         # Operational alerts go through the shared relay: the alert may be that this
         # mailbox's own (OAuth2) server can no longer be signed in to.
         server = (

@@ -65,7 +65,7 @@ class ToSend:
 
     @classmethod
     def of(cls, row: Any, lease_until: datetime) -> ToSend:
-        """From a row of :data:`SEND_COLUMNS`."""
+        """From a row of :data:`SEND_COLUMNS`, or a whole ``OutboxMessage``."""
         return cls(
             row.id,
             row.incident_id,

@@ -298,27 +298,27 @@ def _folded(name: str, value: object) -> str:
     return str(header.fold(policy=_POLICY))
 
 
-def _plain_field(name: str, value: str) -> str:
-    """A field whose value the ``email`` package writes as is when short and printable."""
+def _as_is(name: str, value: str) -> str | None:
+    """The field as written when the ``email`` package would write it unchanged (short,
+    printable, not empty), else None."""
     line = f"{name}: {value}"
     if value and len(line) <= _LINE and _PRINTABLE.fullmatch(value):
         return line + "\r\n"
-    return _folded(name, value)
+    return None
+
+
+def _plain_field(name: str, value: str) -> str:
+    """A free-text field: as is when it can be, else folded by the policy."""
+    return _as_is(name, value) or _folded(name, value)
 
 
 def _address_field(name: str, address: Address) -> str:
-    if (
-        _PLAIN_NAME.fullmatch(address.display_name)
-        and address.display_name == address.display_name.strip()
-    ):
-        value = (
-            f"{address.display_name} <{address.addr_spec}>"
-            if address.display_name
-            else address.addr_spec
-        )
-        line = f"{name}: {value}"
-        if len(line) <= _LINE and _PRINTABLE.fullmatch(value):
-            return line + "\r\n"
+    shown = address.display_name
+    if _PLAIN_NAME.fullmatch(shown) and shown == shown.strip():
+        value = f"{shown} <{address.addr_spec}>" if shown else address.addr_spec
+        line = _as_is(name, value)
+        if line is not None:
+            return line
     return _folded(name, address)
 
 

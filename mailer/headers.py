@@ -63,19 +63,17 @@ def sanitize_header_value(value: str, max_length: int = 998) -> str:
         raise ValueError("max_length must be at least 1")
     if value.isascii() and value.isprintable():  # nothing to replace or remove: C loops only
         cleaned = " ".join(value.split())
-        if len(cleaned) <= max_length:
-            return cleaned
-        return cleaned[: max_length - 1].rstrip() + "…"
-    kept: list[str] = []
-    for char in value:
-        category = unicodedata.category(char)
-        if category in ("Cc", "Zl", "Zp"):
-            kept.append(" ")
-        elif category == "Cs" or char in _BIDI_CONTROLS:
-            continue
-        else:
-            kept.append(char)
-    cleaned = " ".join("".join(kept).split())
+    else:
+        kept: list[str] = []
+        for char in value:
+            category = unicodedata.category(char)
+            if category in ("Cc", "Zl", "Zp"):
+                kept.append(" ")
+            elif category == "Cs" or char in _BIDI_CONTROLS:
+                continue
+            else:
+                kept.append(char)
+        cleaned = " ".join("".join(kept).split())
     if len(cleaned) <= max_length:
         return cleaned
     return cleaned[: max_length - 1].rstrip() + "…"
