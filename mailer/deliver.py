@@ -202,20 +202,6 @@ async def _close(client: aiosmtplib.SMTP) -> None:
         client.close()
 
 
-RECHECK_AFTER_SECONDS = 2.0
-"""A kept connection idle longer than this is checked with NOOP before a message."""
-
-
-async def _answers_noop(client: aiosmtplib.SMTP, server: SmtpServer, budget: float) -> bool:
-    try:
-        async with asyncio.timeout(min(budget, server.timeout_seconds)):
-            await client.noop()
-    except (*_EXPECTED, asyncio.CancelledError):
-        client.close()  # dropped while kept: nothing of this message was sent on it
-        return False
-    return True
-
-
 async def _attempt(
     server: SmtpServer,
     envelope_from: str,
@@ -224,17 +210,16 @@ async def _attempt(
     budget_seconds: float,
     pool: SmtpPool | None = None,
 ) -> DeliveryResult:
-    """One transaction, on a kept connection when ``pool`` has one (checked with ``NOOP``
-    when it was idle a while), else a new one; raises DeliveryError or _TransientError."""
+    """One transaction, on a kept connection when ``pool`` has one that still answers
+    ``NOOP`` (else a new one); raises DeliveryError or _TransientError."""
     needs_utf8 = not envelope_from.isascii() or not all(r.isascii() for r in recipients)
-    kept = pool.take(server) if pool is not None else None
-    client: aiosmtplib.SMTP | None = None
-    if kept is not None:
-        client, idle = kept
-        # A connection that answered 250 a moment ago is used as it is: had the server
-        # dropped it since, MAIL FROM fails before anything is sent and the retry opens a
-        # new one. One idle for longer is asked first.
-        if idle > RECHECK_AFTER_SECONDS and not await _answers_noop(client, server, budget_seconds):
+    client = pool.take(server) if pool is not None else None
+    if client is not None:
+        try:
+            async with asyncio.timeout(min(budget_seconds, server.timeout_seconds)):
+                await client.noop()
+        except (*_EXPECTED, asyncio.CancelledError):
+            client.close()  # dropped while kept: nothing of this message was sent on it
             client = None
     fresh = client is None
     if client is None:

@@ -35,17 +35,15 @@ class SmtpPool:
         self.opened = 0
         """Connections made (read by tests and benchmarks)."""
 
-    def take(self, server: SmtpServer) -> tuple[aiosmtplib.SMTP, float] | None:
-        """A connected client for ``server`` that nobody else uses now, and the seconds
-        since it was given back; or None.
+    def take(self, server: SmtpServer) -> aiosmtplib.SMTP | None:
+        """A connected client for ``server`` that nobody else uses now, or None.
 
         The most recently used one first: it is the least likely to have been dropped."""
         kept = self._kept.get(_key(server), [])
         while kept:
             client, since = kept.pop()
-            idle = time.monotonic() - since
-            if client.is_connected and idle <= self.idle_seconds:
-                return client, idle
+            if client.is_connected and time.monotonic() - since <= self.idle_seconds:
+                return client
             client.close()
         return None
 
