@@ -8,12 +8,14 @@ answer for any other code in the process, so we keep private instances.
 
 from __future__ import annotations
 
-import copy
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["MIN_CONFIDENCE", "MIN_LETTERS", "detect_language"]
+
+log = logging.getLogger(__name__)
 
 MIN_LETTERS = 20
 """Below this many letters ("ok", "thanks!") any guess is noise."""
@@ -25,35 +27,41 @@ MAX_SAMPLE_CHARS = 5_000
 """The opening of a message decides its language; scoring more only costs time."""
 
 _lock = threading.Lock()
-_base: Any = None
-_restricted: dict[tuple[str, ...], Any] = {}
+_identifiers: dict[tuple[str, ...], tuple[Any, tuple[str, ...]]] = {}
+"""Requested languages → an identifier for those the model knows (None: fewer than two)
+and those languages."""
 
 
-def _base_identifier() -> Any:
-    """Load the bundled model once per process; it takes most of a second, so only on first use."""
-    global _base
+def _identifier(requested: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
+    """Load, once per set of languages and process, an identifier restricted to them.
+
+    It takes most of a second, so only on first use. The lean loader
+    (:mod:`inbox.language_model`) keeps a fifth of the memory py3langid's own would; if the
+    bundled model is not laid out as it expects, py3langid's own loader is used instead."""
     with _lock:
-        if _base is None:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-            _base = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        return _base
-
-
-def _identifier(languages: tuple[str, ...]) -> Any:
-    """Return an identifier restricted to ``languages``, sharing the loaded model.
-
-    Each language set gets a shallow copy of the base; ``set_languages`` swaps
-    in new arrays on the copy, so the base and other copies are untouched.
-    """
-    base = _base_identifier()
-    with _lock:
-        found = _restricted.get(languages)
+        found = _identifiers.get(requested)
         if found is None:
-            found = copy.copy(base)
-            found.set_languages(list(languages))
-            _restricted[languages] = found
+            from inbox.language_model import UnexpectedModel, load_identifier
+
+            try:
+                identifier, known = load_identifier(requested)
+            except UnexpectedModel as exc:
+                log.warning("language model: %s; loading it the usual way", exc)
+                identifier, known = _usual_identifier(requested)
+            found = (identifier, tuple(known))
+            _identifiers[requested] = found
         return found
+
+
+def _usual_identifier(requested: tuple[str, ...]) -> tuple[Any, list[str]]:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    known = sorted(set(requested) & set(identifier.labels))
+    if len(known) < 2:
+        return None, known
+    identifier.set_languages(known)
+    return identifier, known
 
 
 def detect_language(
@@ -74,13 +82,11 @@ def detect_language(
     sample = text[:MAX_SAMPLE_CHARS]
     if sum(char.isalpha() for char in sample) < MIN_LETTERS:
         return default
-    labels = set(_base_identifier().labels)
-    languages = tuple(sorted({code.strip().lower() for code in supported} & labels))
-    if not languages:
-        return default
-    if len(languages) == 1:
-        return languages[0]
-    language, confidence = _identifier(languages).classify(sample)
+    requested = tuple(sorted({code.strip().lower() for code in supported}))
+    identifier, languages = _identifier(requested)
+    if identifier is None:
+        return languages[0] if languages else default
+    language, confidence = identifier.classify(sample)
     if not isinstance(language, str) or float(confidence) < MIN_CONFIDENCE:
         return default
     return language
