@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 TRANSACTION_SECONDS = 0.1
 """How long one transaction of decisions may grow before it commits and lets others write."""
 
-Item = tuple[int, InboundEmail, Decision | None, Classification | None]
+Item = tuple[int, InboundEmail, Decision | None, Classification | None, str | None]
 """An inbound row id, its parsed mail, a decision made beforehand (or None: decide while
-recording) and the classification to decide with."""
+recording), the classification to decide with, and the language detected for it (or None:
+detect it here if an incident is opened)."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,12 @@ class DecisionRecorder:
         while chunk.end < len(items) and (
             chunk.end == chunk.start or time.monotonic() - began < TRANSACTION_SECONDS
         ):
-            inbound_id, email, decision, classification = items[chunk.end]
+            inbound_id, email, decision, classification, language = items[chunk.end]
             chunk.end += 1
             try:
                 with session.begin_nested():
                     outcome = self._record_one(
-                        session, known, inbound_id, email, decision, classification
+                        session, known, inbound_id, email, decision, classification, language
                     )
             except Exception as exc:
                 log.exception("recording inbound message %s failed", inbound_id)
@@ -155,6 +156,7 @@ class DecisionRecorder:
         email: InboundEmail,
         decision: Decision | None,
         classification: Classification | None,
+        language: str | None,
     ) -> Outcome | None:
         """Record one message; ``decision`` None means decide here. None when the message
         was already recorded (by another worker)."""
@@ -172,7 +174,7 @@ class DecisionRecorder:
         record = decision_record(decision)
         sender = email.sender.email if email.sender else None
         subject = email.subject[:2000]
-        incident = self.opener.apply(session, row, email, decision)
+        incident = self.opener.apply(session, row, email, decision, language)
         incident_id = incident.id if incident else None
         update_row(
             session,

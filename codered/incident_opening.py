@@ -85,10 +85,16 @@ class IncidentOpener:
         return self._calendars.get(mailbox, self._calendars[""])
 
     def apply(
-        self, session: Session, inbound: InboundRow, email: InboundEmail, decision: Decision
+        self,
+        session: Session,
+        inbound: InboundRow,
+        email: InboundEmail,
+        decision: Decision,
+        language: str | None = None,
     ) -> OpenedIncident | None:
         """The incident ``decision`` concerns: the thread's for an attach, a new one for an
         acknowledgement (with its outbox row and promise) or a hold, else None.
+        ``language`` is the one detected when the message was parsed (None: detect it now).
 
         Synchronous: it runs inside the pipeline's batch transaction on a worker thread."""
         if decision.action is Action.ATTACH:
@@ -97,7 +103,7 @@ class IncidentOpener:
         if decision.action not in (Action.ACKNOWLEDGE, Action.HOLD):
             return None
         if decision.action is Action.HOLD:
-            held = self._open(session, inbound, email, decision, held=True)
+            held = self._open(session, inbound, email, decision, language, held=True)
             audit.append_sync(
                 session,
                 "incident.held",
@@ -108,7 +114,7 @@ class IncidentOpener:
                 audit.append_sync(session, "alert.circuit_breaker", {"reason": decision.reason})
                 log.error("automatic acknowledgements stopped: %s", decision.reason)
             return OpenedIncident(held.id, held.reference)
-        incident = self._open(session, inbound, email, decision, held=False)
+        incident = self._open(session, inbound, email, decision, language, held=False)
         composed = self._compose(email, incident)
         now = incident.acknowledged_at
         assert now is not None
@@ -150,6 +156,7 @@ class IncidentOpener:
         inbound: InboundRow,
         email: InboundEmail,
         decision: Decision,
+        language: str | None,
         *,
         held: bool,
     ) -> _NewIncident:
@@ -168,7 +175,8 @@ class IncidentOpener:
         offset_minutes = int(offset.total_seconds() // 60) if offset is not None else None
         customer = email.reply_address.email
         category = classification.category.value if classification.category else None
-        language = detect_language(email.new_text)
+        if language is None:
+            language = detect_language(email.new_text)
         incident_id = insert_row(
             session,
             Incident,

@@ -117,24 +117,30 @@ class OutboxWorker:
         batch back at once, rather than being cancelled between the 250 and our commit.
         """
         results: list[SendResult] = []
-        while len(results) < limit and not (stop is not None and stop.is_set()):
-            claimed = await self._claim(min(CLAIM_BATCH, limit - len(results)))
-            if not claimed:
-                break
-            by_id = {send.outbox_id: send for send in claimed}
-            pairs = [(send.outbox_id, send.incident_id) for send in claimed]
-            groups = side_by_side(pairs, self.parallel)
-            for index, group in enumerate(groups):
-                if stop is not None and stop.is_set():
-                    await self._hand_back([row for later in groups[index:] for row, _ in later])
-                    return results
-                self._marks.announce(len(group))
-                try:
-                    results += await asyncio.gather(
-                        *(self._send_announced(row, by_id[row]) for row, _ in group)
-                    )
-                finally:  # even if cancelled before a send began: nobody waits for it
-                    self._marks.settle()
+        marks: list[asyncio.Task[None]] = []
+        try:
+            while len(results) < limit and not (stop is not None and stop.is_set()):
+                claimed = await self._claim(min(CLAIM_BATCH, limit - len(results)))
+                if not claimed:
+                    break
+                by_id = {send.outbox_id: send for send in claimed}
+                pairs = [(send.outbox_id, send.incident_id) for send in claimed]
+                groups = side_by_side(pairs, self.parallel)
+                for index, group in enumerate(groups):
+                    if stop is not None and stop.is_set():
+                        await self._hand_back([row for later in groups[index:] for row, _ in later])
+                        return results
+                    self._marks.announce(len(group))
+                    try:
+                        results += await asyncio.gather(
+                            *(self._send_announced(row, by_id[row], marks) for row, _ in group)
+                        )
+                    finally:  # even if cancelled before a send began: nobody waits for it
+                        self._marks.settle()
+        finally:
+            # Each group's marks commit while the next group is sent; all are committed
+            # (or have failed, which raises here) before anything is reported as sent.
+            await asyncio.gather(*marks)
         return results
 
     async def _hand_back(self, outbox_ids: list[int]) -> None:
@@ -222,11 +228,13 @@ class OutboxWorker:
         claimed = [ToSend.of(row, leases[row.id]) for row in found]
         return sorted(claimed, key=lambda send: send.outbox_id)
 
-    async def _send_announced(self, outbox_id: int, claimed: ToSend) -> SendResult:
+    async def _send_announced(
+        self, outbox_id: int, claimed: ToSend, marks: list[asyncio.Task[None]]
+    ) -> SendResult:
         """:meth:`_send` of a row whose mark was announced to the group commit: a row that
         ends up not sent withdraws it, so that the others' commit need not wait for it."""
         try:
-            result = await self._send(outbox_id, claimed)
+            result = await self._send(outbox_id, claimed, marks)
         except BaseException:
             self._marks.withdraw()
             raise
@@ -234,9 +242,18 @@ class OutboxWorker:
             self._marks.withdraw()
         return result
 
-    async def _send(self, outbox_id: int, claimed: ToSend | None = None) -> SendResult:
+    async def _send(
+        self,
+        outbox_id: int,
+        claimed: ToSend | None = None,
+        marks: list[asyncio.Task[None]] | None = None,
+    ) -> SendResult:
         """Send one row we hold. Read again only when our lease ran out before its turn:
-        while it runs, nobody else can have taken the row over."""
+        while it runs, nobody else can have taken the row over.
+
+        The server's 250 is marked at once; with ``marks``, the commit of that mark is
+        added there to be awaited by the caller, so that the next send need not wait for
+        it (the window between the 250 and the commit is the same either way)."""
         send = claimed
         if send is None or self.clock() >= send.lease_until:
             row = await self.db.run_read(lambda session: session.get(OutboxMessage, outbox_id))
@@ -263,10 +280,16 @@ class OutboxWorker:
             log.exception("outbox %s: unexpected error while sending", outbox_id)
             return await self._failed(outbox_id, DeliveryError(f"{exc!r}", permanent=False))
         crashpoint("after_smtp_250")
-        return await self._sent(outbox_id, result.reply)
+        return await self._sent(outbox_id, result.reply, marks)
 
-    async def _sent(self, outbox_id: int, reply: str) -> SendResult:
-        await self._marks.submit((outbox_id, reply))
+    async def _sent(
+        self, outbox_id: int, reply: str, marks: list[asyncio.Task[None]] | None
+    ) -> SendResult:
+        mark = self._marks.submit((outbox_id, reply))
+        if marks is None:
+            await mark
+        else:
+            marks.append(asyncio.create_task(mark, name=f"mark-sent-{outbox_id}"))
         return SendResult(outbox_id, "sent", reply)
 
     def _sent_in(self, session: Session, sent: tuple[int, str]) -> None:

@@ -25,11 +25,10 @@ from codered.db.engine import Database
 from codered.db.models import DeadLetter, InboundMessage, utcnow
 from codered.decision_recording import Chunk, DecisionRecorder, Item, Outcome
 from codered.facts import gather_facts, read_ack_counts
+from codered.parse_worker import Parsed, ParseWorker, parse_batch
 from codered.recent_texts import RecentTexts
 from codered.settings import Settings
-from inbox.message import InboundEmail, ParseError
-from inbox.parse import parse_email
-from policies.detect import classify_offline
+from inbox.message import InboundEmail
 from policies.model import Action, Classification, Decision, Facts
 from policies.table import decide
 
@@ -69,8 +68,11 @@ class Pipeline:
         clock: Callable[[], datetime] = utcnow,
         mailboxes: Callable[[], Collection[str]] | None = None,
         texts: RecentTexts | None = None,
+        parser: ParseWorker | None = None,
     ) -> None:
         self.db = db
+        self.parser = parser
+        """The parse worker process; None: parse on a thread of this process."""
         self.texts = texts or RecentTexts()
         """The new text of each message parsed here, for the escalation check."""
         self.mailboxes = mailboxes
@@ -86,51 +88,73 @@ class Pipeline:
 
         Why batches: in an outage flood the cost per message is dominated by opening
         sessions and transactions, not by deciding. A batch is read in one query, parsed
-        in one trip to a thread, and recorded in one transaction with a savepoint per
-        message: a message that fails to record rolls back alone and is dead-lettered,
-        and the others commit together, each exactly as if it had been recorded alone."""
+        in one trip to the parse worker (or a thread), and recorded in one transaction
+        with a savepoint per message: a message that fails to record rolls back alone and
+        is dead-lettered, and the others commit together, each exactly as if it had been
+        recorded alone. The next batch is read and sent to be parsed before this one is
+        recorded, so that the worker parses while the service records."""
         outcomes: list[Outcome] = []
-        while len(outcomes) < limit:
-            query = select(InboundMessage.id, InboundMessage.raw, InboundMessage.mailbox).where(
-                InboundMessage.status == "pending"
-            )
-            if self.mailboxes is not None:
-                names = sorted(self.mailboxes())
-                if not names:
-                    break
-                query = query.where(InboundMessage.mailbox.in_(names))
-            async with self.db.read() as session:
-                rows = (
-                    await session.execute(
-                        query.order_by(InboundMessage.id).limit(
-                            min(BATCH_SIZE, limit - len(outcomes))
-                        )
-                    )
-                ).all()
-            if not rows:
-                break
-            outcomes += await self._process_batch([(r[0], r[1], r[2]) for r in rows])
+        taken = 0
+        batch = await self._read_pending(0, min(BATCH_SIZE, limit))
+        parsing = self._parse_soon(batch)
+        while batch:
+            taken += len(batch)
+            following = []
+            if taken < limit:
+                following = await self._read_pending(batch[-1][0], min(BATCH_SIZE, limit - taken))
+            parsing_following = self._parse_soon(following)
+            try:
+                parsed = await parsing
+            except BaseException:
+                parsing_following.cancel()
+                raise
+            outcomes += await self._process_batch(batch, parsed)
+            batch, parsing = following, parsing_following
         return outcomes
 
-    async def _process_batch(self, rows: list[tuple[int, bytes | None, str]]) -> list[Outcome]:
-        parsed = await asyncio.to_thread(_parse_all, [raw for _, raw, _ in rows])
+    async def _read_pending(self, after: int, count: int) -> list[tuple[int, bytes | None, str]]:
+        """Up to ``count`` pending rows with ids above ``after``, oldest first."""
+        query = select(InboundMessage.id, InboundMessage.raw, InboundMessage.mailbox).where(
+            InboundMessage.status == "pending", InboundMessage.id > after
+        )
+        if self.mailboxes is not None:
+            names = sorted(self.mailboxes())
+            if not names:
+                return []
+            query = query.where(InboundMessage.mailbox.in_(names))
+        async with self.db.read() as session:
+            rows = await session.execute(query.order_by(InboundMessage.id).limit(count))
+            return [(r[0], r[1], r[2]) for r in rows]
+
+    def _parse_soon(
+        self, rows: list[tuple[int, bytes | None, str]]
+    ) -> asyncio.Future[list[Parsed | str]]:
+        """Start parsing ``rows`` (in the worker, or on a thread) and return the answer to come."""
+        raws = [raw for _, raw, _ in rows]
+        if self.parser is not None:
+            return asyncio.ensure_future(self.parser.parse(raws))
+        return asyncio.ensure_future(asyncio.to_thread(parse_batch, raws))
+
+    async def _process_batch(
+        self, rows: list[tuple[int, bytes | None, str]], parsed: list[Parsed | str]
+    ) -> list[Outcome]:
         outcomes: list[Outcome] = []
         ready: list[Item] = []
-        for (inbound_id, _, mailbox), email in zip(rows, parsed, strict=True):
-            if isinstance(email, str):
-                outcome = await self._dead_letter(inbound_id, email)
+        for (inbound_id, _, mailbox), one in zip(rows, parsed, strict=True):
+            if isinstance(one, str):
+                outcome = await self._dead_letter(inbound_id, one)
                 if outcome is not None:
                     outcomes.append(outcome)
                 continue
+            email, classification = one.email, one.classification
             self.texts.remember(inbound_id, email.new_text)
-            classification = classify_offline(email.subject, email.new_text)
             decision = None  # decided under the write transaction, with fresh facts
             if self.classifier is not None:
                 decision = await self._decide(mailbox, email, classification)
                 if decision.deciding_rule in _MODEL_MATTERS:
                     classification = await self._model_classification(email, classification)
                     decision = await self._decide(mailbox, email, classification)
-            ready.append((inbound_id, email, decision, classification))
+            ready.append((inbound_id, email, decision, classification, one.language))
         return outcomes + await self._record_batch(ready)
 
     async def _record_batch(self, items: list[Item]) -> list[Outcome]:
@@ -172,16 +196,16 @@ class Pipeline:
             if row is None or row.status != "pending" or row.raw is None:
                 return None
             raw, mailbox = row.raw, row.mailbox
-        try:
-            email = await asyncio.to_thread(parse_email, raw)
-        except ParseError as exc:
-            return await self._dead_letter(inbound_id, f"cannot parse: {exc.reason}")
-        classification = classify_offline(email.subject, email.new_text)
+        (parsed,) = await self._parse_soon([(inbound_id, raw, mailbox)])
+        if isinstance(parsed, str):
+            return await self._dead_letter(inbound_id, parsed)
+        email, classification = parsed.email, parsed.classification
         decision = await self._decide(mailbox, email, classification)
         if self.classifier is not None and decision.deciding_rule in _MODEL_MATTERS:
             classification = await self._model_classification(email, classification)
             decision = await self._decide(mailbox, email, classification)
-        outcomes = await self._record_batch([(inbound_id, email, decision, classification)])
+        item = (inbound_id, email, decision, classification, parsed.language)
+        outcomes = await self._record_batch([item])
         return outcomes[0] if outcomes else None
 
     async def _model_classification(
@@ -243,18 +267,3 @@ class Pipeline:
             )
         log.warning("inbound message %s dead-lettered: %s", inbound_id, reason)
         return Outcome(inbound_id, "dead_letter", "dead_letter", reason)
-
-
-def _parse_all(raws: list[bytes | None]) -> list[InboundEmail | str]:
-    """Parse a batch on one worker thread; a message that cannot be parsed becomes the
-    dead-letter reason in its place."""
-    parsed: list[InboundEmail | str] = []
-    for raw in raws:
-        if raw is None:
-            parsed.append("cannot parse: the message was not stored")
-            continue
-        try:
-            parsed.append(parse_email(raw))
-        except ParseError as exc:
-            parsed.append(f"cannot parse: {exc.reason}")
-    return parsed

@@ -32,6 +32,7 @@ from codered.mailbox_lock import hold_mailbox
 from codered.mailstore import DatabaseMailboxStore
 from codered.notifications import queue_alert_mail
 from codered.outbox import OutboxWorker
+from codered.parse_worker import ParseWorker
 from codered.pipeline import Classifier, Outcome, Pipeline
 from codered.policy_clock import CLOCK_LEASE, PolicyClock
 from codered.recent_texts import RecentTexts
@@ -102,6 +103,7 @@ class Service:
             m.name: asyncio.Event() for m in settings.mailboxes
         }
         texts = RecentTexts()  # parsed once by the pipeline, read again by escalation
+        self.parser = ParseWorker() if settings.pipeline.parse_worker else None
         self.pipeline = Pipeline(
             self.db,
             settings,
@@ -109,6 +111,7 @@ class Service:
             on_outbox=decided,
             mailboxes=None if self.db.is_sqlite else (lambda: self.held),
             texts=texts,
+            parser=self.parser,
         )
         self.share = WorkerShare(self.db, worker_identity(), len(settings.mailboxes))
         self.outbox = OutboxWorker(
@@ -204,7 +207,7 @@ class Service:
             # The language model file and the lexicon take most of a second to load; load
             # them now, so the first complaint is not the one that waits for it, but once a
             # mailbox is watched (or after a few seconds): connecting comes first.
-            asyncio.create_task(_warm_up_when(watching), name="warm-up-offline"),
+            asyncio.create_task(_warm_up_when(watching, self.parser), name="warm-up-offline"),
         ]
         if self.pipeline.classifier is not None:
             # Load the model client in the background now, not when the first complaint waits.
@@ -235,6 +238,8 @@ class Service:
             await asyncio.wait([t for t in tasks if t.get_name() == "outbox"], timeout=grace)
             await self.filer.drain(seconds=10)
             self.outbox.close()
+            if self.parser is not None:
+                await asyncio.to_thread(self.parser.close)
             for task in [*watch_tasks, *tasks]:
                 task.cancel()
             await asyncio.gather(*watch_tasks, *tasks, return_exceptions=True)
@@ -369,9 +374,15 @@ class Service:
             await _wait(self._policy_wakeup, max(0.05, next_full - loop.time()))
 
 
-async def _warm_up_when(watching: asyncio.Event) -> None:
+async def _warm_up_when(watching: asyncio.Event, parser: ParseWorker | None) -> None:
+    """Once a mailbox is watched: start the parse worker (which loads the models itself),
+    or load them here when there is none or it cannot start."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(watching.wait(), WARM_UP_AFTER_SECONDS)
+    began = time.monotonic()
+    if parser is not None and await parser.start():
+        log.info("%s in %.2f s (in the parse worker)", WARMED_UP, time.monotonic() - began)
+        return
     await asyncio.to_thread(_warm_up)
 
 

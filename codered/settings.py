@@ -168,6 +168,14 @@ class LimitsSettings(Section):
     reference_prefix: str = Field(default="CR", pattern=r"^[A-Z]{1,8}$")
 
 
+class PipelineSettings(Section):
+    """How stored mail is turned into decisions."""
+
+    parse_worker: bool = True
+    """Parse, classify and detect languages in a second process, on another core (about
+    150 MB, the language model's; this process then never loads it). False: all in one."""
+
+
 class TeamMember(Section):
     """Someone who gets internal mail: a CSM (with their manager) or a manager."""
 
@@ -287,6 +295,7 @@ class Settings(Section):
     llm: LlmSettings = LlmSettings()
     timeline: TimelineSettings = TimelineSettings()
     limits: LimitsSettings = LimitsSettings()
+    pipeline: PipelineSettings = PipelineSettings()
     web: WebSettings = WebSettings()
     policies: PolicySettings = PolicySettings()
     team: list[TeamMember] = Field(default_factory=list)

@@ -143,6 +143,16 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started that are running now (the parse worker)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User plus system CPU time ``pid`` has used so far, all its threads (None if gone)."""
     try:
@@ -163,6 +173,9 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
         self.peak_rss_mb: float | None = None
+        """The service's peak plus its workers' peaks (an upper bound of their sum)."""
+        self.peak_rss_parts: dict[str, float] = {}
+        """Each process's own peak: ``main``, and ``worker <pid>`` for the parse worker."""
 
     @property
     def pid(self) -> int:
@@ -190,16 +203,25 @@ class ServiceProcess:
                 f"codered run exited with {self.process.returncode}:\n{self.log_tail()}"
             )
 
-    def cpu_seconds(self) -> float | None:
+    def cpu_seconds(self) -> dict[str, float] | None:
+        """CPU used so far by the service (``main``) and by each worker it runs now."""
         if self.process is None or self.process.poll() is not None:
             return None
-        return cpu_seconds(self.process.pid)
+        used = {"main": cpu_seconds(self.process.pid)}
+        used |= {f"worker {child}": cpu_seconds(child) for child in child_pids(self.process.pid)}
+        return {name: value for name, value in used.items() if value is not None}
 
     def sample_rss(self) -> float | None:
+        """Each process's peak so far; the total counts the service with its workers."""
         if self.process is not None and self.process.poll() is None:
-            value = peak_rss_mb(self.process.pid)
-            if value is not None:
-                self.peak_rss_mb = max(self.peak_rss_mb or 0.0, value)
+            pids = {"main": self.process.pid}
+            pids |= {f"worker {child}": child for child in child_pids(self.process.pid)}
+            for name, pid in pids.items():
+                value = peak_rss_mb(pid)
+                if value is not None:
+                    self.peak_rss_parts[name] = max(self.peak_rss_parts.get(name, 0.0), value)
+            if self.peak_rss_parts:
+                self.peak_rss_mb = sum(self.peak_rss_parts.values())
         return self.peak_rss_mb
 
     def stop(self, timeout: float = 60.0) -> int:

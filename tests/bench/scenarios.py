@@ -19,10 +19,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from codered.service import WARMED_UP
 from tests.bench.floor import FloorRelay
-from tests.bench.harness import DEFAULT_MAILBOXES, wait_for_watchers
+from tests.bench.harness import DEFAULT_MAILBOXES, ServiceProcess, wait_for_watchers
 from tests.bench.live import (
     Run,
     ack_audit,
@@ -168,6 +169,31 @@ folder fills, and on a 2-core machine its own APPENDs ran at 175-330 a second wi
 else running: a flood would measure Dovecot, not codered. sdbox takes about 550 a second."""
 
 
+def cpu_values(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, Any]:
+    """What the service spent on the flood (not its start), all its processes together
+    (the capacity figure), and the main process alone (the one that can be the limit:
+    its work takes turns on one core)."""
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    total = sum(spent.values())
+    main = spent.get("main", 0.0)
+    return {
+        "service_cpu_seconds": round(total, 2),
+        "service_cpu_ms_per_msg": round(1000 * total / count, 2),
+        "main_process_cpu_ms_per_msg": round(1000 * main / count, 2),
+        "parse_worker_cpu_ms_per_msg": round(1000 * (total - main) / count, 2),
+    }
+
+
+def rss_parts(service: ServiceProcess) -> dict[str, Any]:
+    """Each process's own peak beside the total (``peak_rss_mb`` is their sum)."""
+    parts = service.peak_rss_parts
+    workers = [value for name, value in parts.items() if name != "main"]
+    return {
+        "peak_rss_main_mb": round(parts.get("main", 0.0), 1),
+        "peak_rss_parse_worker_mb": round(sum(workers), 1) if workers else None,
+    }
+
+
 def flood(server: str, count: int, connections: int, options: Options) -> Result:
     """70% complaints and the rest machine mail and questions, delivered all at once."""
     storage = FLOOD_STORAGE if server == "dovecot" else "memory"
@@ -199,11 +225,10 @@ def flood(server: str, count: int, connections: int, options: Options) -> Result
         values["seconds_to_settled"] = round(settled - first, 3)
         values["throughput_msgs_per_s"] = round(count / max(last_ack - first, 1e-9), 1)
         if cpu_before is not None and cpu_after is not None:
-            # What the service spent on the flood (not its start): the capacity figure.
-            values["service_cpu_seconds"] = round(cpu_after - cpu_before, 2)
-            values["service_cpu_ms_per_msg"] = round(1000 * (cpu_after - cpu_before) / count, 2)
+            values.update(cpu_values(cpu_before, cpu_after, count))
         values.update(milestones(probe, first))
         values["peak_rss_mb"] = service.sample_rss()
+        values.update(rss_parts(service))
         values.update(ack_audit(run.sink, expected))
         values.update(outbox_stats(probe))
         values["decisions"] = decisions(probe)

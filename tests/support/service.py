@@ -57,6 +57,10 @@ def make_settings(
         },
         # Any free port: many services run in one test session, sometimes side by side.
         "web": {"port": 0},
+        # Parsing in the service itself: a worker process per test service would cost the
+        # suite a second of CPU each. tests/codered/test_parse_worker.py runs the worker,
+        # and the benchmarks (and their smoke test) run the shipped default.
+        "pipeline": {"parse_worker": False},
     }
     for section, values in overrides.items():
         if isinstance(values, dict):
