@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -18,7 +20,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from codered.db.core import insert_row
+from codered.db.core import insert_row, insert_rows
 from codered.db.engine import take_writers_lock
 from codered.db.models import AuditEntry, utcnow
 
@@ -28,6 +30,7 @@ __all__ = [
     "VerifyResult",
     "append",
     "append_sync",
+    "appending_together",
     "entry_hash",
     "verify",
 ]
@@ -35,6 +38,8 @@ __all__ = [
 GENESIS = "0" * 64
 _HEAD = "codered.audit.head"
 """``session.info`` key of the chain's head while this transaction holds the lock."""
+_WAITING = "codered.audit.waiting"
+"""``session.info`` key of the entries chained but not INSERTed yet (appending together)."""
 
 
 def _canonical(payload: dict[str, Any]) -> bytes:
@@ -46,7 +51,8 @@ def _canonical(payload: dict[str, Any]) -> bytes:
 class Appended(NamedTuple):
     """An entry just added to the chain."""
 
-    id: int
+    id: int | None
+    """None while it waits to be INSERTed with the others of :func:`appending_together`."""
     at: datetime
     hash: str
 
@@ -96,9 +102,13 @@ def append_sync(
     while the transaction holds the appenders' lock nobody else can move it, and a
     batch of decisions appends several entries per message.
 
-    The entry is INSERTed at once, as a Core statement (see :mod:`codered.db.core`), so
-    entries get their ids in the order they were appended, which is the chain's order."""
+    The entry is INSERTed at once, as a Core statement (see :mod:`codered.db.core`), or
+    with the others at the end of :func:`appending_together`; either way entries get their
+    ids in the order they were appended, which is the chain's order."""
     prev_hash = session.info.get(_HEAD)
+    waiting: list[dict[str, Any]] | None = session.info.get(_WAITING)
+    if prev_hash is None and waiting:  # a savepoint rolled back; what waits is the head
+        prev_hash = waiting[-1]["hash"]
     if prev_hash is None:
         # Serialise appenders across processes so the chain stays a line, not a tree
         # (Database.write took the lock already, first, for its own sessions).
@@ -109,21 +119,51 @@ def append_sync(
     clean = json.loads(_canonical(data))
     at = utcnow()
     digest = entry_hash(prev_hash, at, actor, kind, incident_id, clean)
-    entry_id = insert_row(
-        session,
-        AuditEntry,
-        {
-            "at": at,
-            "actor": actor,
-            "kind": kind,
-            "incident_id": incident_id,
-            "data": clean,
-            "prev_hash": prev_hash,
-            "hash": digest,
-        },
-    )
+    row = {
+        "at": at,
+        "actor": actor,
+        "kind": kind,
+        "incident_id": incident_id,
+        "data": clean,
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
     session.info[_HEAD] = digest
-    return Appended(entry_id, at, digest)
+    if waiting is not None and not session.in_nested_transaction():
+        waiting.append(row)
+        return Appended(None, at, digest)
+    if waiting:  # a savepoint: what waits goes first, so that ids keep the chain's order
+        _insert_waiting(session)
+    return Appended(insert_row(session, AuditEntry, row), at, digest)
+
+
+@contextmanager
+def appending_together(session: Session) -> Iterator[None]:
+    """Within this block, entries are chained at once but INSERTed together at its end,
+    with one statement for all of them (SQLite; elsewhere each is INSERTed at once).
+
+    Why: a flood writes three or four entries per message, and each INSERT on its own
+    costs SQLAlchemy's statement overhead. One executemany INSERTs them in the order they
+    were chained, so their ids still follow the chain (on PostgreSQL a multi-row INSERT
+    does not promise that order, so there nothing waits). Nothing in the block may read
+    the audit trail; an entry appended under a savepoint is INSERTed at once, after those
+    waiting. An exception leaves the entries un-INSERTed: the transaction is rolled back."""
+    if session.get_bind().dialect.name != "sqlite" or _WAITING in session.info:
+        yield
+        return
+    session.info[_WAITING] = []
+    try:
+        yield
+        _insert_waiting(session)
+    finally:
+        session.info.pop(_WAITING, None)
+
+
+def _insert_waiting(session: Session) -> None:
+    waiting: list[dict[str, Any]] = session.info[_WAITING]
+    if waiting:
+        insert_rows(session, AuditEntry, list(waiting))
+        waiting.clear()
 
 
 @event.listens_for(Session, "after_transaction_end")

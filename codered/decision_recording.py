@@ -84,11 +84,23 @@ class DecisionRecorder:
         self.clock = clock
         self.opener = IncidentOpener(settings, clock)
 
-    def record_chunk(self, items: Sequence[Item], chunk: Chunk, session: Session) -> None:
+    def record_chunk(
+        self, items: Sequence[Item], chunk: Chunk, session: Session, *, isolate: bool = True
+    ) -> None:
         """Record items from ``chunk.start`` on, for about TRANSACTION_SECONDS, in ``session``.
 
         ``chunk.end`` moves past each item as it is attempted, so that the caller knows
-        how far a transaction whose commit failed had got."""
+        how far a transaction whose commit failed had got. With ``isolate``, each item is
+        recorded under a savepoint and one that fails is rolled back alone and reported in
+        ``chunk.failed``; without, a failing item raises, and the caller must roll back the
+        whole transaction and record the chunk again, isolated (two statements fewer per
+        message, for the common case where nothing fails)."""
+        with audit.appending_together(session):
+            self._record_from(items, chunk, session, isolate=isolate)
+
+    def _record_from(
+        self, items: Sequence[Item], chunk: Chunk, session: Session, *, isolate: bool
+    ) -> None:
         began = time.monotonic()
         known = self._read_known(session, items[chunk.start :])
         while chunk.end < len(items) and (
@@ -97,11 +109,18 @@ class DecisionRecorder:
             inbound_id, email, decision, classification, language = items[chunk.end]
             chunk.end += 1
             try:
-                with session.begin_nested():
+                if isolate:
+                    with session.begin_nested():
+                        outcome = self._record_one(
+                            session, known, inbound_id, email, decision, classification, language
+                        )
+                else:
                     outcome = self._record_one(
                         session, known, inbound_id, email, decision, classification, language
                     )
             except Exception as exc:
+                if not isolate:
+                    raise
                 log.exception("recording inbound message %s failed", inbound_id)
                 chunk.failed.append((inbound_id, f"cannot record decision: {exc!r}"))
                 continue

@@ -198,6 +198,16 @@ class Escalator:
         now: datetime,
         session: Session,
     ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+        with audit.appending_together(session):
+            return self._write_checks(incidents, facts, now, session)
+
+    def _write_checks(
+        self,
+        incidents: list[Incident],
+        facts: list[EscalationFacts],
+        now: datetime,
+        session: Session,
+    ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
         done: list[str] = []
         payloads: list[tuple[str, dict[str, Any]]] = []
         events = EventsOnce(

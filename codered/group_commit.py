@@ -12,8 +12,9 @@ flight) announces them (:meth:`announce`): the next commit then waits for them, 
 ``gather_seconds``, so that a group of sends finishing within milliseconds of each other
 pays one commit rather than two or three.
 
-Each item runs under its own savepoint, so one that fails (a bug, a row gone) fails
-alone; its submitter gets the exception, the others their commit.
+A group is first written without savepoints; if an item fails (a bug, a row gone), the
+transaction is rolled back and the group written again with a savepoint per item, so that
+the one that fails fails alone: its submitter gets the exception, the others their commit.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
+from codered import audit
 from codered.db.engine import Database
 
 __all__ = ["GroupCommit"]
@@ -86,10 +88,17 @@ class GroupCommit(Generic[Item]):
         while self._waiting:
             await self._gather()
             group, self._waiting = self._waiting, []
+            items = [item for item, _ in group]
             try:
-                failures = await self.db.run_write(
-                    partial(self._write_all, [item for item, _ in group]), urgent=self.urgent
-                )
+                try:  # optimistic: no savepoint per item
+                    failures = await self.db.run_write(
+                        partial(self._write_all, items, isolate=False), urgent=self.urgent
+                    )
+                except Exception as exc:  # rolled back whole: again, a savepoint each
+                    log.info("writing %d together failed (%r); one savepoint each", len(items), exc)
+                    failures = await self.db.run_write(
+                        partial(self._write_all, items, isolate=True), urgent=self.urgent
+                    )
             except Exception as exc:  # the commit itself failed: nobody's write stands
                 for _, done in group:
                     if not done.done():
@@ -113,7 +122,16 @@ class GroupCommit(Generic[Item]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), left)
 
-    def _write_all(self, items: list[Item], session: Session) -> list[Exception | None]:
+    def _write_all(
+        self, items: list[Item], session: Session, *, isolate: bool
+    ) -> list[Exception | None]:
+        """Write every item; with ``isolate`` each under a savepoint, a failure its own.
+        Without, the first failure raises (the caller rolls back and tries isolated)."""
+        if not isolate:
+            with audit.appending_together(session):
+                for item in items:
+                    self.write_one(session, item)
+            return [None] * len(items)
         failures: list[Exception | None] = []
         for item in items:
             try:

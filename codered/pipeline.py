@@ -166,7 +166,13 @@ class Pipeline:
         while start < len(items):
             chunk = Chunk(start)
             try:
-                await self.db.run_write(partial(self.recorder.record_chunk, items, chunk))
+                try:  # optimistic: no savepoint per message
+                    record = partial(self.recorder.record_chunk, items, chunk, isolate=False)
+                    await self.db.run_write(record)
+                except Exception as exc:  # rolled back whole: again, a savepoint each
+                    log.info("recording decisions together failed (%r); one savepoint each", exc)
+                    chunk = Chunk(start)
+                    await self.db.run_write(partial(self.recorder.record_chunk, items, chunk))
             except Exception as exc:  # the commit itself failed
                 end = max(chunk.end, start + 1)
                 log.exception("recording %d decisions failed", end - start)

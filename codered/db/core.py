@@ -20,7 +20,7 @@ from sqlalchemy import Table, bindparam
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.sql.dml import Insert, Update
 
-__all__ = ["insert_row", "table_of", "update_row"]
+__all__ = ["insert_row", "insert_rows", "table_of", "update_row", "update_rows"]
 
 _ROW_KEY = "row_key"
 """The bound parameter naming the row an UPDATE changes (no column is called that)."""
@@ -47,6 +47,23 @@ def insert_row(session: Session, model: type[DeclarativeBase], values: dict[str,
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def insert_rows(session: Session, model: type[DeclarativeBase], rows: list[dict[str, Any]]) -> None:
+    """INSERT ``rows`` of ``model`` now, with one executemany (in their order on SQLite)."""
+    if rows:
+        session.connection().execute(_insert(table_of(model)), rows)
+
+
+def update_rows(
+    session: Session, model: type[DeclarativeBase], changes: list[tuple[int, dict[str, Any]]]
+) -> None:
+    """UPDATE several rows of ``model`` with one executemany: (row id, its new values) each,
+    every one setting the same columns."""
+    if changes:
+        session.connection().execute(
+            _update(table_of(model)), [{**values, _ROW_KEY: row_id} for row_id, values in changes]
+        )
 
 
 def update_row(

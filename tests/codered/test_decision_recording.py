@@ -117,8 +117,9 @@ async def test_one_batch_keeps_every_guard_and_isolates_a_failure(
 async def test_a_batch_whose_commit_fails_is_recorded_one_by_one(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When the transaction itself cannot commit, nothing of it is kept, and each message is
-    recorded again on its own: the good ones are answered, none twice."""
+    """When the transaction itself cannot commit (twice: together, then again with a
+    savepoint per message), nothing of it is kept, and each message is recorded again on
+    its own: the good ones are answered, none twice."""
     db = Database(settings.database.url)
     try:
         await upgrade(db)
@@ -128,9 +129,9 @@ async def test_a_batch_whose_commit_fails_is_recorded_one_by_one(
         real_run_write = db.run_write
         calls: list[int] = []
 
-        async def first_commit_fails(work: Any, **kw: Any) -> Any:
+        async def first_commits_fail(work: Any, **kw: Any) -> Any:
             calls.append(1)
-            if len(calls) > 1:
+            if len(calls) > 2:
                 return await real_run_write(work, **kw)
 
             def work_then_fail(session: Any) -> None:
@@ -139,7 +140,7 @@ async def test_a_batch_whose_commit_fails_is_recorded_one_by_one(
 
             return await real_run_write(work_then_fail, **kw)
 
-        monkeypatch.setattr(db, "run_write", first_commit_fails)
+        monkeypatch.setattr(db, "run_write", first_commits_fail)
         outcomes = await pipeline.process_pending()
         decided = await _decisions(db)
         async with db.read() as session:
@@ -149,7 +150,7 @@ async def test_a_batch_whose_commit_fails_is_recorded_one_by_one(
                 for r in row.recipients
             ]
             chain = await audit.verify(session)
-        assert len(calls) == 3  # the batch, then each message on its own
+        assert len(calls) == 4  # the batch, again with savepoints, then each on its own
         assert [decided[i] for i in ids] == [("processed", "complaint")] * 2
         assert sorted(sent_to) == ["eve@contoso.example", "fay@contoso.example"]
         assert sorted(o.action for o in outcomes) == ["acknowledge", "acknowledge"]
