@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -210,7 +210,7 @@ class Escalator:
     ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
         done: list[str] = []
         payloads: list[tuple[str, dict[str, Any]]] = []
-        events = EventsOnce(
+        with EventsOnce(
             session,
             [
                 key
@@ -221,19 +221,19 @@ class Escalator:
                     f"at_risk:{domain_of(i.customer_email)}",
                 )
             ],
-        )
-        for incident, known in zip(incidents, facts, strict=True):
-            key = f"escalation_check:{incident.reference}"
-            if not events.once(key, "escalation_check", incident.id, {}):
-                continue  # another pass checked it meanwhile
-            hits = escalate(known, self.rules(incident.mailbox))
-            if hits:  # one escalation per incident, however many rules fired
-                payload = self._escalate(session, events, incident, hits, now)
-                if payload is not None:
-                    done.append(f"escalated:{incident.reference}")
-                    url = self.settings.for_mailbox(incident.mailbox).policies.webhook_url
-                    if url:
-                        payloads.append((url, payload))
+        ) as events:
+            for incident, known in zip(incidents, facts, strict=True):
+                key = f"escalation_check:{incident.reference}"
+                if not events.once(key, "escalation_check", incident.id, {}):
+                    continue  # another pass checked it meanwhile
+                hits = escalate(known, self.rules(incident.mailbox))
+                if hits:  # one escalation per incident, however many rules fired
+                    payload = self._escalate(session, events, incident, hits, now)
+                    if payload is not None:
+                        done.append(f"escalated:{incident.reference}")
+                        url = self.settings.for_mailbox(incident.mailbox).policies.webhook_url
+                        if url:
+                            payloads.append((url, payload))
         return done, payloads
 
     def _escalate(
@@ -251,16 +251,7 @@ class Escalator:
             return None
         # Core, and COALESCE: ``incident`` is this pass's copy, and a person may have
         # escalated it by hand since; their time stands.
-        incidents = table_of(Incident)
-        session.connection().execute(
-            update(incidents)
-            .where(incidents.c.id == incident.id)
-            .values(
-                escalated_at=func.coalesce(
-                    incidents.c.escalated_at, literal(now, incidents.c.escalated_at.type)
-                )
-            )
-        )
+        session.connection().execute(_MARK_ESCALATED, {"incident": incident.id, "now": now})
         audit.append_sync(session, "incident.escalated", data, incident_id=incident.id)
         if any(hit.mark_at_risk for hit in hits):
             domain = domain_of(incident.customer_email)
@@ -321,6 +312,19 @@ class Escalator:
                 "notification.webhook",
                 {"url": url, "reference": payload.get("reference"), "result": repr(result)[:500]},
             )
+
+
+_INCIDENTS = table_of(Incident)
+_MARK_ESCALATED = (
+    update(_INCIDENTS)
+    .where(_INCIDENTS.c.id == bindparam("incident"))
+    .values(
+        escalated_at=func.coalesce(
+            _INCIDENTS.c.escalated_at, bindparam("now", type_=_INCIDENTS.c.escalated_at.type)
+        )
+    )
+)
+"""Set ``escalated_at`` unless a person already did; one statement object, compiled once."""
 
 
 @dataclass

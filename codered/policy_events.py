@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from codered.db.core import insert_row
+from codered.db.core import insert_row, insert_rows
 from codered.db.models import PolicyEvent
 
 __all__ = ["EventsOnce", "once", "once_sync"]
@@ -47,10 +47,13 @@ def _insert(
 
 class EventsOnce:
     """:func:`once_sync` for a transaction that records many events: the keys it may record
-    are looked up in one query, not one each (an escalation pass checks a hundred incidents).
+    are looked up in one query, not one each (an escalation pass checks a hundred incidents),
+    and the events are INSERTed together by :meth:`write` (at the end of a ``with`` block),
+    with one statement.
 
-    Safe without a flush per event because writers take turns (SQLite's write lock, the
-    writers' lock on PostgreSQL): nobody else can record one of these keys meanwhile."""
+    Safe without a write per event because writers take turns (SQLite's write lock, the
+    writers' lock on PostgreSQL): nobody else can record one of these keys meanwhile, and
+    a key recorded twice here is refused from the set of keys recorded so far."""
 
     def __init__(self, session: Session, keys: Iterable[str]) -> None:
         self.session = session
@@ -60,6 +63,7 @@ class EventsOnce:
                 select(PolicyEvent.key).where(PolicyEvent.key.in_(sorted(self._looked_up)))
             ).all()
         )
+        self._unwritten: list[dict[str, Any]] = []
 
     def once(self, key: str, policy: str, incident_id: int | None, data: Mapping[str, Any]) -> bool:
         """Record that ``key`` happened; False when it already had (then do nothing)."""
@@ -69,6 +73,21 @@ class EventsOnce:
                 self._recorded.add(key)
         if key in self._recorded:
             return False
-        _insert(self.session, key, policy, incident_id, data)
+        self._unwritten.append(
+            {"key": key, "policy": policy, "incident_id": incident_id, "data": dict(data)}
+        )
         self._recorded.add(key)
         return True
+
+    def write(self) -> None:
+        """INSERT the events recorded so far; it must run before the transaction commits,
+        which the ``with`` form does on leaving the block."""
+        insert_rows(self.session, PolicyEvent, self._unwritten)
+        self._unwritten = []
+
+    def __enter__(self) -> EventsOnce:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            self.write()

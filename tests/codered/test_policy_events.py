@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,17 +21,26 @@ async def test_many_keys_in_one_transaction_each_happen_once(tmp_path: Path) -> 
         await db.run_write(lambda s: once_sync(s, "earlier", "test", None, {}))
 
         def record(session: Session) -> list[bool]:
-            events = EventsOnce(session, ["earlier", "a", "b"])
-            return [
-                events.once("earlier", "test", None, {}),  # recorded by an earlier pass
-                events.once("a", "test", None, {"n": 1}),
-                events.once("a", "test", None, {"n": 2}),  # the same key again: no
-                events.once("b", "test", None, {}),
-                events.once("not-announced", "test", None, {}),  # looked up on its own
-            ]
+            with EventsOnce(session, ["earlier", "a", "b"]) as events:
+                return [
+                    events.once("earlier", "test", None, {}),  # recorded by an earlier pass
+                    events.once("a", "test", None, {"n": 1}),
+                    events.once("a", "test", None, {"n": 2}),  # the same key again: no
+                    events.once("b", "test", None, {}),
+                    events.once("not-announced", "test", None, {}),  # looked up on its own
+                ]
 
         assert await db.run_write(record) == [False, True, False, True, True]
         again = await db.run_write(lambda s: EventsOnce(s, ["a"]).once("a", "test", None, {}))
+
+        # Not written until the block ends (or write()): an exception writes nothing.
+        def fails(session: Session) -> None:
+            with EventsOnce(session, ["c"]) as events:
+                assert events.once("c", "test", None, {})
+                raise RuntimeError("the pass failed")
+
+        with pytest.raises(RuntimeError):
+            await db.run_write(fails)
         assert again is False
         async with db.read() as session:
             rows = (await session.execute(select(PolicyEvent.key, PolicyEvent.data))).all()
