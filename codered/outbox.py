@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.crashpoints import crashpoint
-from codered.db.core import update_row
+from codered.db.core import update_row, update_rows
 from codered.db.engine import Database
 from codered.db.models import Incident, OutboxMessage, utcnow
 from codered.group_commit import GroupCommit
@@ -192,6 +192,7 @@ class OutboxWorker:
         if not self.db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
         leases: dict[int, datetime] = {}
+        claims: list[tuple[int, dict[str, object]]] = []
         for row in session.connection().execute(query).all():
             if row.status == "sending":
                 expired = row.lease_until is None or row.lease_until <= now
@@ -206,22 +207,23 @@ class OutboxWorker:
             # The k-th row of the batch may wait for k sends before its own (each bounded
             # by the delivery deadline), so its lease covers them.
             lease_until = now + self.lease * (len(leases) + 1)
-            update_row(
-                session,
-                OutboxMessage,
-                row.id,
-                {
-                    "status": "sending",
-                    "lease_owner": self.identity,
-                    "lease_until": lease_until,
-                    "attempts": row.attempts + 1,
-                },
+            claims.append(
+                (
+                    row.id,
+                    {
+                        "status": "sending",
+                        "lease_owner": self.identity,
+                        "lease_until": lease_until,
+                        "attempts": row.attempts + 1,
+                    },
+                )
             )
             leases[row.id] = lease_until
             if len(leases) >= limit:
                 break
         if not leases:
             return []
+        update_rows(session, OutboxMessage, claims)  # one statement for the batch
         found = session.connection().execute(
             select(*SEND_COLUMNS).where(OutboxMessage.id.in_(list(leases)))
         )
