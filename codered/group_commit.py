@@ -44,11 +44,14 @@ class GroupCommit(Generic[Item]):
         db: Database,
         write_one: Callable[[Session, Item], None],
         *,
+        write_many: Callable[[Session, list[Item]], None] | None = None,
         urgent: bool = True,
         gather_seconds: float = 0.05,
     ) -> None:
         self.db = db
         self.write_one = write_one
+        self.write_many = write_many
+        """Writes a whole group at once when nothing fails (``write_one`` for each, if None)."""
         self.urgent = urgent
         self.gather_seconds = gather_seconds
         self._announced = 0
@@ -129,8 +132,11 @@ class GroupCommit(Generic[Item]):
         Without, the first failure raises (the caller rolls back and tries isolated)."""
         if not isolate:
             with audit.appending_together(session):
-                for item in items:
-                    self.write_one(session, item)
+                if self.write_many is not None:
+                    self.write_many(session, items)
+                else:
+                    for item in items:
+                        self.write_one(session, item)
             return [None] * len(items)
         failures: list[Exception | None] = []
         for item in items:

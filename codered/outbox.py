@@ -17,13 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from codered import audit
 from codered.crashpoints import crashpoint
-from codered.db.core import update_row, update_rows
+from codered.db.core import update_rows
 from codered.db.engine import Database
 from codered.db.models import Incident, OutboxMessage, utcnow
 from codered.group_commit import GroupCommit
@@ -98,7 +99,7 @@ class OutboxWorker:
         """Messages sent at once, each on a connection of its own (``[smtp] connections``)."""
         self.pool = SmtpPool(per_server=self.parallel)
         """Connections kept between messages; closed by :meth:`close`."""
-        self._marks = GroupCommit(db, self._sent_in)
+        self._marks = GroupCommit(db, self._sent_in, write_many=self._all_sent_in)
         """Each sent row's mark, committed as soon as the write lock allows."""
 
     def close(self) -> None:
@@ -298,25 +299,43 @@ class OutboxWorker:
         """The server took the row: mark it sent, settle what it answers, audit it. Marks
         of rows sent side by side commit together (:class:`codered.group_commit.GroupCommit`),
         on a worker thread on SQLite (see ``Database.run_write``)."""
-        outbox_id, reply = sent
-        row = (
-            session.connection()
-            .execute(select(*MARK_COLUMNS).where(OutboxMessage.id == outbox_id))
-            .one()
+        self._all_sent_in(session, [sent])
+
+    def _all_sent_in(self, session: Session, group: list[tuple[int, str]]) -> None:
+        """:meth:`_sent_in` for a group: its rows read with one query, marked with one
+        UPDATE (an executemany), then each settled and audited in the group's order."""
+        found = session.connection().execute(
+            select(OutboxMessage.id, *MARK_COLUMNS).where(
+                OutboxMessage.id.in_([outbox_id for outbox_id, _ in group])
+            )
         )
-        smtp_reply = reply[:1000]
-        update_row(
+        rows: dict[int, Any] = {row.id: row for row in found}
+        now = self.clock()
+        update_rows(
             session,
             OutboxMessage,
-            outbox_id,
-            {
-                "status": "sent",
-                "sent_at": self.clock(),
-                "smtp_reply": smtp_reply,
-                "lease_until": None,
-                "last_error": None,
-            },
+            [
+                (
+                    outbox_id,
+                    {
+                        "status": "sent",
+                        "sent_at": now,
+                        "smtp_reply": reply[:1000],
+                        "lease_until": None,
+                        "last_error": None,
+                    },
+                )
+                for outbox_id, reply in group
+            ],
         )
+        for outbox_id, reply in group:
+            self._settle_and_audit(session, outbox_id, rows[outbox_id], reply[:1000])
+
+    def _settle_and_audit(
+        self, session: Session, outbox_id: int, row: Any, smtp_reply: str
+    ) -> None:
+        """What follows a row's mark (``row``: its MARK_COLUMNS): a person's reply settles
+        promises; every send is audited."""
         if row.kind.startswith("reply."):
             # A person's reply settles promises and may complete a summary (on the ORM;
             # populate_existing: the row was just changed under the identity map).
