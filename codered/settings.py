@@ -173,7 +173,8 @@ class PipelineSettings(Section):
 
     parse_worker: bool = True
     """Parse, classify and detect languages in a second process, on another core (about
-    150 MB, the language model's; this process then never loads it). False: all in one."""
+    110 MB, most of it the language model's, which this process then never loads).
+    False: all in this process."""
 
 
 class TeamMember(Section):

@@ -21,6 +21,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from functools import lru_cache
 
 __all__ = [
     "ENCODED_WORD_START",
@@ -113,8 +114,12 @@ def references_chain(
     return tuple(chain)
 
 
+@lru_cache(maxsize=256)
 def mailbox(email: str, display_name: str = "") -> Address:
     """Build an :class:`~email.headerregistry.Address` from untrusted parts.
+
+    Cached (an ``Address`` never changes): every acknowledgement of a mailbox is sent from
+    the same address, and building one parses it with the ``email`` package's own parser.
 
     The display name is sanitized; if it still contains encoded-word syntax
     (``=?``) it is dropped, because the ``email`` package would decode it back
