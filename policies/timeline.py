@@ -302,6 +302,19 @@ def round_up_half_hour(moment: datetime, tz: ZoneInfo) -> datetime:
     on their own half hours.
     """
     instant = _utc(moment)
+    # The usual case in one step: the next half hour of the wall clock now, kept only if
+    # the zone's offset does not change before it (checked on the result).
+    local = instant.astimezone(tz)
+    if local.second or local.microsecond or local.minute % 30:
+        ahead = timedelta(
+            minutes=29 - local.minute % 30,
+            seconds=59 - local.second,
+            microseconds=1_000_000 - local.microsecond,
+        )
+        candidate = (instant + ahead).astimezone(tz)
+        if candidate.minute % 30 == 0 and candidate.second == 0 and candidate.microsecond == 0:
+            if candidate.utcoffset() == local.utcoffset():
+                return candidate
     for _ in range(32):
         local = instant.astimezone(tz)
         if local.minute % 30 == 0 and local.second == 0 and local.microsecond == 0:

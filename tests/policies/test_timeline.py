@@ -289,3 +289,45 @@ def test_business_time_ends_inside_business_hours(start: datetime, minutes: int)
     assert CAL.is_business_day(local.date())
     assert time(9) < local.time() <= time(17)
     assert end > start
+
+
+def _walked_half_hour(moment: datetime, tz: ZoneInfo) -> datetime:
+    """The definition, minute by real minute: the first :00 or :30 at or after ``moment``."""
+    instant = moment.astimezone(UTC)
+    while True:
+        local = instant.astimezone(tz)
+        if local.minute % 30 == 0 and local.second == 0 and local.microsecond == 0:
+            return local
+        instant += timedelta(seconds=60 - local.second, microseconds=-local.microsecond)
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "America/New_York"]
+)
+def test_round_up_half_hour_in_one_step_agrees_with_the_walk(zone: str) -> None:
+    """The one-step shortcut, around every offset change of two years (DST gaps and repeated
+    hours, half-hour and 45-minute offsets), gives what walking the minutes gives."""
+    tz = ZoneInfo(zone)
+    checked = 0
+    instant = datetime(2026, 1, 1, tzinfo=UTC)
+    offset = instant.astimezone(tz).utcoffset()
+    while instant < datetime(2028, 1, 1, tzinfo=UTC):
+        instant += timedelta(minutes=30)
+        if instant.astimezone(tz).utcoffset() == offset:
+            continue
+        offset = instant.astimezone(tz).utcoffset()
+        for seconds in range(-5400, 5400, 97):
+            moment = instant + timedelta(seconds=seconds, microseconds=seconds % 7 * 1000)
+            found = round_up_half_hour(moment, tz)
+            expected = _walked_half_hour(moment, tz)
+            assert (found, found.utcoffset()) == (expected, expected.utcoffset()), moment
+            checked += 1
+    assert checked > 200  # the zone really changed its offset in those years
+
+
+def test_round_up_half_hour_on_a_45_minute_offset_agrees_with_the_walk() -> None:
+    kathmandu = ZoneInfo("Asia/Kathmandu")  # +05:45: its half hours are :15 and :45 in UTC
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for seconds in range(0, 86400, 61):
+        moment = start + timedelta(seconds=seconds)
+        assert round_up_half_hour(moment, kathmandu) == _walked_half_hour(moment, kathmandu)
