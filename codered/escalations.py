@@ -128,12 +128,15 @@ class Escalator:
 
     def _read_batch(self, now: datetime, session: Session) -> _Batch:
         checked = select(PolicyEvent.incident_id).where(PolicyEvent.policy == "escalation_check")
-        incidents = session.scalars(
-            select(Incident)
-            .where(Incident.opened_at >= now - CHECK_WINDOW, Incident.id.not_in(checked))
-            .order_by(Incident.id)
-            .limit(CHECK_BATCH)
-        ).all()
+        incidents = [
+            _Checked(*row)
+            for row in session.connection().execute(
+                select(*_CHECKED_COLUMNS)
+                .where(Incident.opened_at >= now - CHECK_WINDOW, Incident.id.not_in(checked))
+                .order_by(Incident.id)
+                .limit(CHECK_BATCH)
+            )
+        ]
         if not incidents:
             return _Batch([], {}, {}, {}, set())
         ids = [incident.id for incident in incidents]
@@ -173,7 +176,7 @@ class Escalator:
         flagged = {k.partition(":")[2] for k in flagged_keys}
         return _Batch(list(incidents), texts, raws, counts, flagged)
 
-    def _facts(self, batch: _Batch, incident: Incident, texts: dict[int, str]) -> EscalationFacts:
+    def _facts(self, batch: _Batch, incident: _Checked, texts: dict[int, str]) -> EscalationFacts:
         domain = domain_of(incident.customer_email)
         account = self.settings.account(incident.customer_email)
         text = incident.subject
@@ -193,7 +196,7 @@ class Escalator:
 
     def _write_batch(
         self,
-        incidents: list[Incident],
+        incidents: list[_Checked],
         facts: list[EscalationFacts],
         now: datetime,
         session: Session,
@@ -203,7 +206,7 @@ class Escalator:
 
     def _write_checks(
         self,
-        incidents: list[Incident],
+        incidents: list[_Checked],
         facts: list[EscalationFacts],
         now: datetime,
         session: Session,
@@ -240,7 +243,7 @@ class Escalator:
         self,
         session: Session,
         events: EventsOnce,
-        incident: Incident,
+        incident: _Checked,
         hits: list[EscalationHit],
         now: datetime,
     ) -> dict[str, Any] | None:
@@ -314,6 +317,34 @@ class Escalator:
             )
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """What checking an incident needs of its row (read as plain columns, not ORM objects:
+    a flood checks every complaint)."""
+
+    id: int
+    reference: str
+    mailbox: str
+    customer_email: str
+    customer_name: str
+    subject: str
+    severity: str
+    category: str | None
+    owner: str | None
+
+
+_CHECKED_COLUMNS = (
+    Incident.id,
+    Incident.reference,
+    Incident.mailbox,
+    Incident.customer_email,
+    Incident.customer_name,
+    Incident.subject,
+    Incident.severity,
+    Incident.category,
+    Incident.owner,
+)
+
 _INCIDENTS = table_of(Incident)
 _MARK_ESCALATED = (
     update(_INCIDENTS)
@@ -331,7 +362,7 @@ _MARK_ESCALATED = (
 class _Batch:
     """What one escalation pass read for its incidents, before parsing and deciding."""
 
-    incidents: list[Incident]
+    incidents: list[_Checked]
     first_texts: dict[int, str]
     """Incident id → the new text of its first message, where the pipeline remembered it."""
     first_raws: dict[int, bytes | None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -14,7 +15,20 @@ from codered.settings import Settings
 from inbox.message import EmailAddress
 from mailer.internal import compose_internal_notification
 
-__all__ = ["queue_alert_mail", "queue_internal_mail", "queue_internal_mail_sync"]
+__all__ = ["IncidentRef", "queue_alert_mail", "queue_internal_mail", "queue_internal_mail_sync"]
+
+
+class IncidentRef(Protocol):
+    """What an internal notification needs of its incident (an ``Incident`` row has it)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def mailbox(self) -> str: ...
+
+    @property
+    def reference(self) -> str: ...
 
 
 async def queue_internal_mail(
@@ -40,7 +54,7 @@ async def queue_internal_mail(
 def queue_internal_mail_sync(
     session: Session,
     settings: Settings,
-    incident: Incident,
+    incident: IncidentRef,
     *,
     key: str,
     subject: str,

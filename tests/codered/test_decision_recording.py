@@ -8,6 +8,7 @@ recording fails, on SQLite (the worker-thread path) and PostgreSQL (the async pa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ from codered import audit
 from codered.db.engine import Database
 from codered.db.migrate import upgrade
 from codered.db.models import DeadLetter, InboundMessage, OutboxMessage
+from codered.decision_recording import decision_record
 from codered.pipeline import Pipeline
 from codered.settings import Settings
+from policies.model import Action, Decision, RuleHit
 from tests.support import mail
 from tests.support.postgres import postgres_database
 from tests.support.service import make_settings
@@ -157,3 +160,11 @@ async def test_a_batch_whose_commit_fails_is_recorded_one_by_one(
         assert chain.ok, chain.problem
     finally:
         await db.dispose()
+
+
+def test_the_recorded_hits_hold_every_field_of_a_rule_hit() -> None:
+    """decision_record writes each hit's fields by hand (asdict is slow); a field added to
+    RuleHit must be added there too, or it would silently go unrecorded."""
+    hits = (RuleHit("complaint", "scored 3.5"), RuleHit("sender_rate_limit", "third today"))
+    record = decision_record(Decision(Action.HOLD, hits, None))
+    assert record["hits"] == [dataclasses.asdict(hit) for hit in hits]
