@@ -312,9 +312,11 @@ def round_up_half_hour(moment: datetime, tz: ZoneInfo) -> datetime:
             microseconds=1_000_000 - local.microsecond,
         )
         candidate = (instant + ahead).astimezone(tz)
-        if candidate.minute % 30 == 0 and candidate.second == 0 and candidate.microsecond == 0:
-            if candidate.utcoffset() == local.utcoffset():
-                return candidate
+        on_the_half_hour = candidate.minute % 30 == 0 and not (
+            candidate.second or candidate.microsecond
+        )
+        if on_the_half_hour and candidate.utcoffset() == local.utcoffset():
+            return candidate
     for _ in range(32):
         local = instant.astimezone(tz)
         if local.minute % 30 == 0 and local.second == 0 and local.microsecond == 0:
