@@ -8,7 +8,9 @@ then can we say that no acknowledgement went to a non-complaint.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -33,6 +35,10 @@ from tests.bench.servers import Appender, BenchError, ImapServer, TimedSink
 from tests.bench.spy import Profiler
 
 __all__ = ["Run", "ack_audit", "append_parallel", "decisions", "settle"]
+
+
+FAILED_LOGS = Path(tempfile.gettempdir()) / "codered-bench-failed"
+"""Where the service logs of a run that failed are kept (the rest of the run is removed)."""
 
 
 class Run:
@@ -112,7 +118,25 @@ class Run:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if kind is not None and not self.keep:
+            self.keep_logs()
         self.close()
+
+    def keep_logs(self) -> list[Path]:
+        """Copy the services' logs out of the temporary folder (which is removed) into
+        FAILED_LOGS, and say where: a failed run's log is what explains it."""
+        kept: list[Path] = []
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for service in self.services:
+            if service.log.exists():
+                FAILED_LOGS.mkdir(parents=True, exist_ok=True)
+                target = FAILED_LOGS / f"{stamp}-{os.getpid()}-{service.log.name}"
+                shutil.copyfile(service.log, target)
+                kept.append(target)
+        if kept:
+            names = ", ".join(str(path) for path in kept)
+            print(f"  the failed run's service logs are kept: {names}", file=sys.stderr)
+        return kept
 
 
 def append_parallel(
