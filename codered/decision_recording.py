@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,7 +86,7 @@ class DecisionRecorder:
         self.opener = IncidentOpener(settings, clock)
 
     def record_chunk(
-        self, items: Sequence[Item], chunk: Chunk, session: Session, *, isolate: bool = True
+        self, items: Sequence[Item], chunk: Chunk, session: Session, isolate: bool = True
     ) -> None:
         """Record items from ``chunk.start`` on, for about TRANSACTION_SECONDS, in ``session``.
 
@@ -95,6 +96,7 @@ class DecisionRecorder:
         ``chunk.failed``; without, a failing item raises, and the caller must roll back the
         whole transaction and record the chunk again, isolated (two statements fewer per
         message, for the common case where nothing fails)."""
+        chunk.end, chunk.outcomes, chunk.failed = chunk.start, [], []  # a second attempt
         with audit.appending_together(session):
             self._record_from(items, chunk, session, isolate=isolate)
 
@@ -109,12 +111,7 @@ class DecisionRecorder:
             inbound_id, email, decision, classification, language = items[chunk.end]
             chunk.end += 1
             try:
-                if isolate:
-                    with session.begin_nested():
-                        outcome = self._record_one(
-                            session, known, inbound_id, email, decision, classification, language
-                        )
-                else:
+                with session.begin_nested() if isolate else nullcontext():
                     outcome = self._record_one(
                         session, known, inbound_id, email, decision, classification, language
                     )

@@ -50,7 +50,7 @@ class GroupCommit(Generic[Item]):
     ) -> None:
         self.db = db
         self.write_one = write_one
-        self.write_many = write_many
+        self.write_many = write_many or self._each
         """Writes a whole group at once when nothing fails (``write_one`` for each, if None)."""
         self.urgent = urgent
         self.gather_seconds = gather_seconds
@@ -91,17 +91,10 @@ class GroupCommit(Generic[Item]):
         while self._waiting:
             await self._gather()
             group, self._waiting = self._waiting, []
-            items = [item for item, _ in group]
             try:
-                try:  # optimistic: no savepoint per item
-                    failures = await self.db.run_write(
-                        partial(self._write_all, items, isolate=False), urgent=self.urgent
-                    )
-                except Exception as exc:  # rolled back whole: again, a savepoint each
-                    log.info("writing %d together failed (%r); one savepoint each", len(items), exc)
-                    failures = await self.db.run_write(
-                        partial(self._write_all, items, isolate=True), urgent=self.urgent
-                    )
+                failures = await self.db.run_write_optimistic(
+                    partial(self._write_all, [item for item, _ in group]), urgent=self.urgent
+                )
             except Exception as exc:  # the commit itself failed: nobody's write stands
                 for _, done in group:
                     if not done.done():
@@ -116,6 +109,10 @@ class GroupCommit(Generic[Item]):
                 else:
                     done.set_exception(failure)
 
+    def _each(self, session: Session, items: list[Item]) -> None:
+        for item in items:
+            self.write_one(session, item)
+
     async def _gather(self) -> None:
         """Wait for announced items, at most ``gather_seconds`` (each wait is bounded by it)."""
         loop = asyncio.get_running_loop()
@@ -126,17 +123,13 @@ class GroupCommit(Generic[Item]):
                 await asyncio.wait_for(self._arrived.wait(), left)
 
     def _write_all(
-        self, items: list[Item], session: Session, *, isolate: bool
+        self, items: list[Item], session: Session, isolate: bool
     ) -> list[Exception | None]:
         """Write every item; with ``isolate`` each under a savepoint, a failure its own.
-        Without, the first failure raises (the caller rolls back and tries isolated)."""
+        Without, all at once, and the first failure raises (see run_write_optimistic)."""
         if not isolate:
             with audit.appending_together(session):
-                if self.write_many is not None:
-                    self.write_many(session, items)
-                else:
-                    for item in items:
-                        self.write_one(session, item)
+                self.write_many(session, items)
             return [None] * len(items)
         failures: list[Exception | None] = []
         for item in items:

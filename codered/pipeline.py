@@ -88,11 +88,12 @@ class Pipeline:
 
         Why batches: in an outage flood the cost per message is dominated by opening
         sessions and transactions, not by deciding. A batch is read in one query, parsed
-        in one trip to the parse worker (or a thread), and recorded in one transaction
-        with a savepoint per message: a message that fails to record rolls back alone and
-        is dead-lettered, and the others commit together, each exactly as if it had been
-        recorded alone. The next batch is read and sent to be parsed before this one is
-        recorded, so that the worker parses while the service records."""
+        in one trip to the parse worker (or a thread), and recorded in one transaction; a
+        message that fails to record is rolled back alone (the batch is recorded again
+        with a savepoint per message) and dead-lettered, and the others commit together,
+        each exactly as if it had been recorded alone. The next batch is read and sent to
+        be parsed before this one is recorded, so that the worker parses while the service
+        records."""
         outcomes: list[Outcome] = []
         taken = 0
         batch = await self._read_pending(0, min(BATCH_SIZE, limit))
@@ -131,6 +132,10 @@ class Pipeline:
     ) -> asyncio.Future[list[Parsed | str]]:
         """Start parsing ``rows`` (in the worker, or on a thread) and return the answer to come."""
         raws = [raw for _, raw, _ in rows]
+        if not raws:  # the batch after the last one: nothing to send anywhere
+            nothing: asyncio.Future[list[Parsed | str]] = asyncio.get_running_loop().create_future()
+            nothing.set_result([])
+            return nothing
         if self.parser is not None:
             return asyncio.ensure_future(self.parser.parse(raws))
         return asyncio.ensure_future(asyncio.to_thread(parse_batch, raws))
@@ -166,13 +171,9 @@ class Pipeline:
         while start < len(items):
             chunk = Chunk(start)
             try:
-                try:  # optimistic: no savepoint per message
-                    record = partial(self.recorder.record_chunk, items, chunk, isolate=False)
-                    await self.db.run_write(record)
-                except Exception as exc:  # rolled back whole: again, a savepoint each
-                    log.info("recording decisions together failed (%r); one savepoint each", exc)
-                    chunk = Chunk(start)
-                    await self.db.run_write(partial(self.recorder.record_chunk, items, chunk))
+                await self.db.run_write_optimistic(
+                    partial(self.recorder.record_chunk, items, chunk)
+                )
             except Exception as exc:  # the commit itself failed
                 end = max(chunk.end, start + 1)
                 log.exception("recording %d decisions failed", end - start)

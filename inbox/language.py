@@ -36,8 +36,9 @@ def _identifier(requested: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
     """Load, once per set of languages and process, an identifier restricted to them.
 
     It takes most of a second, so only on first use. The lean loader
-    (:mod:`inbox.language_model`) keeps a fifth of the memory py3langid's own would; if the
-    bundled model is not laid out as it expects, py3langid's own loader is used instead."""
+    (:mod:`inbox.language_model`) peaks about 40 MB lower than py3langid's own; if the
+    bundled model is not laid out as it expects, py3langid's own loader is used instead.
+    Each set of languages loads the model on its own (codered asks for one set)."""
     with _lock:
         found = _identifiers.get(requested)
         if found is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,8 @@ from codered.db.write_lock import WriteLock
 __all__ = ["WRITERS_LOCK", "Database", "take_writers_lock"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 WRITERS_LOCK = 7243101
 """PostgreSQL transaction-level advisory lock of the writers (it keeps the audit chain a
@@ -140,6 +143,21 @@ class Database:
         sessions = self._sync_writes
         async with self._write_lock.hold(urgent=urgent):
             return await asyncio.to_thread(_in_transaction, sessions, work)
+
+    async def run_write_optimistic(
+        self, work: Callable[[Session, bool], T], *, urgent: bool = False
+    ) -> T:
+        """:meth:`run_write` of ``work(session, isolate)`` for a batch of items: first with
+        ``isolate`` False, where ``work`` takes no savepoint per item and any failure raises;
+        if it does, that transaction is rolled back whole and ``work`` runs again in a new
+        one with ``isolate`` True (a savepoint per item, so that a failing item fails alone).
+
+        Why: two statements per item fewer in the common case, where nothing fails."""
+        try:
+            return await self.run_write(lambda session: work(session, False), urgent=urgent)
+        except Exception as exc:
+            log.info("a batch written together failed (%r); again, a savepoint per item", exc)
+            return await self.run_write(lambda session: work(session, True), urgent=urgent)
 
     async def run_read(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` with a synchronous read session; see :meth:`run_write` for why."""
